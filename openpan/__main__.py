@@ -1,0 +1,3 @@
+from openpan.cli.main import app
+
+app()

@@ -1,0 +1,83 @@
+"""How an API endpoint is declared: one decorator does auth, rate limits, input and the envelope.
+
+A handler receives the request, its parsed ``Params`` and the authenticated user, calls one
+service function, and returns the ``data`` of the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from openpan.api.envelope import failure, ok
+from openpan.api.params import Params, read_params
+from openpan.db.models import User
+from openpan.errors import OpenpanError, Unauthorized
+from openpan.services import tokens
+from openpan.services.context import Context
+from openpan.services.ratelimit import RateLimiter
+
+log = logging.getLogger("openpan.api")
+
+ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+Handler = Callable[[Request, Params, User], Awaitable[Any]]
+PublicHandler = Callable[[Request, Params], Awaitable[Any]]
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def limiter(request: Request) -> RateLimiter:
+    rate_limiter: RateLimiter = request.app.state.limiter
+    return rate_limiter
+
+
+async def authenticate(request: Request) -> User:
+    """The caller, from ``Authorization: Bearer`` and ``Platform: open_platform``."""
+    ctx = context(request)
+    user = await tokens.authenticate(ctx, request.headers.get("authorization"))
+    platform = request.headers.get("platform", "")
+    if platform.strip().lower() != "open_platform":
+        raise Unauthorized("access_token无效: 缺少请求头 Platform: open_platform (missing Platform header)")
+    return user
+
+
+def endpoint(path: str) -> Callable[[Handler], Route]:
+    """An authenticated API endpoint at ``path``, answering any method."""
+
+    def wrap(handler: Handler) -> Route:
+        async def run(request: Request) -> Response:
+            try:
+                user = await authenticate(request)
+                limiter(request).check(user.client_id, path, user.vip)
+                params = await read_params(request, context(request).settings.max_body_size)
+                return ok(await handler(request, params, user))
+            except OpenpanError as exc:
+                return failure(exc.code, exc.message)
+
+        return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
+
+    return wrap
+
+
+def public_endpoint(path: str) -> Callable[[PublicHandler], Route]:
+    """An API endpoint that needs no token (only ``/api/v1/access_token``)."""
+
+    def wrap(handler: PublicHandler) -> Route:
+        async def run(request: Request) -> Response:
+            try:
+                params = await read_params(request, context(request).settings.max_body_size)
+                return ok(await handler(request, params))
+            except OpenpanError as exc:
+                return failure(exc.code, exc.message)
+
+        return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
+
+    return wrap

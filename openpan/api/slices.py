@@ -1,0 +1,44 @@
+"""The PUT of a slice to a presigned URL: no token, any Content-Type, an empty 200 when stored.
+
+Refusals (bad signature, wrong size, closed upload) are answered 400/403/404 with the envelope
+in the body: a presigned URL belongs to the object store, whose clients look at the status.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from openpan.api.envelope import failure
+from openpan.api.routing import context
+from openpan.errors import NotFound, OpenpanError
+from openpan.services import uploads
+
+
+async def put_slice(request: Request) -> Response:
+    ctx = context(request)
+    upload_id = request.path_params["upload_id"]
+    try:
+        number = _int(request.path_params["number"], "sliceNo")
+        expires = _int(request.query_params.get("expires", ""), "expires")
+        signature = request.query_params.get("signature", "")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > ctx.settings.slice_size:
+            raise OpenpanError(f"slice 分片过大: 最多{ctx.settings.slice_size}字节 (slice too large)")
+        await uploads.receive_slice(ctx, upload_id, number, expires, signature, request.stream())
+    except NotFound as exc:
+        return failure(exc.code, exc.message, status_code=404)
+    except OpenpanError as exc:
+        status = 403 if exc.message.startswith(("signature", "expires")) else 400
+        return failure(exc.code, exc.message, status_code=status)
+    return Response(status_code=200)
+
+
+def _int(text: str, field: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise OpenpanError(f"{field} 无效 (invalid)")
+    return int(text)
+
+
+routes = [Route("/upload/slice/{upload_id}/{number}", put_slice, methods=["PUT", "POST"])]

@@ -1,0 +1,225 @@
+"""The ``openpan`` command: run the server and manage its users."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openpan.db.engine import Database
+from openpan.db.migrate import upgrade
+from openpan.services import users
+from openpan.settings import Settings, load_settings
+
+app = typer.Typer(help="openpan: a self-hostable 123pan open-platform server.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users (clientID / clientSecret pairs).", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+console = Console()
+
+JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts)")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory [env: OPENPAN_DATA_DIR]")
+]
+
+
+def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+async def _open_db(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    await upgrade(db.engine)
+    return db
+
+
+def _print_credentials(
+    settings: Settings, creds: users.Credentials, heading: str, as_json: bool = False
+) -> None:
+    base = settings.effective_public_url
+    if as_json:
+        print(json.dumps(dataclasses.asdict(creds)))
+        return
+    console.print(f"[bold green]{heading}[/]")
+    console.print(f"  user:         {creds.name}")
+    console.print(f"  clientID:     {creds.client_id}")
+    console.print(f"  clientSecret: {creds.client_secret}")
+    console.print("  (the secret is shown only now; `openpan user reset-secret` makes a new one)")
+    console.print("Fetch a token:")
+    console.print(
+        f"  curl -s -X POST '{base}/api/v1/access_token' -H 'Platform: open_platform' "
+        f"-H 'Content-Type: application/json' "
+        f"-d '{{\"clientID\": \"{creds.client_id}\", \"clientSecret\": \"{creds.client_secret}\"}}'",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+async def _bootstrap(settings: Settings) -> None:
+    """Migrate, and on an empty database create the first user and show its credentials once."""
+    db = await _open_db(settings)
+    try:
+        if await users.count_users(db) == 0:
+            creds = await users.create_user(db, "admin")
+            _print_credentials(settings, creds, "First start: created user 'admin'.")
+    finally:
+        await db.dispose()
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env: OPENPAN_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env: OPENPAN_PORT]")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run the server (embedded default: SQLite and a blob directory under --data-dir).
+
+    Example: openpan serve --data-dir ./openpan-data --port 8123
+    """
+    import uvicorn
+
+    from openpan.api import create_app
+
+    settings = _settings(data_dir, host=host, port=port)
+    asyncio.run(_bootstrap(settings))
+    console.print(f"openpan listening on http://{settings.host}:{settings.port}", highlight=False)
+    console.print(f"public URL: {settings.effective_public_url}", highlight=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    vip: Annotated[bool, typer.Option(help="VIP: higher rate limits, no traffic cap")] = False,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Create a user and print its clientID and clientSecret.
+
+    Example: openpan user add alice
+    """
+    settings = _settings(data_dir)
+
+    async def run() -> users.Credentials:
+        db = await _open_db(settings)
+        try:
+            return await users.create_user(db, name, vip=vip)
+        finally:
+            await db.dispose()
+
+    _print_credentials(settings, _run(run()), f"Created user {name!r}.", as_json)
+
+
+@user_app.command("list")
+def user_list(data_dir: DataDir = None) -> None:
+    """List users (never their secrets).
+
+    Example: openpan user list
+    """
+    settings = _settings(data_dir)
+
+    async def run() -> list[Any]:
+        db = await _open_db(settings)
+        try:
+            return await users.list_users(db)
+        finally:
+            await db.dispose()
+
+    table = Table("id", "name", "clientID", "vip", "custom domain", "created (UTC)")
+    for user in _run(run()):
+        table.add_row(
+            str(user.id),
+            user.name,
+            user.client_id,
+            "yes" if user.vip else "",
+            user.custom_domain or "",
+            user.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+@user_app.command("reset-secret")
+def user_reset_secret(name: str, data_dir: DataDir = None, as_json: JsonOut = False) -> None:
+    """Give a user a new clientSecret; tokens issued before stop working.
+
+    Example: openpan user reset-secret alice
+    """
+    settings = _settings(data_dir)
+
+    async def run() -> users.Credentials:
+        db = await _open_db(settings)
+        try:
+            return await users.reset_secret(db, name)
+        finally:
+            await db.dispose()
+
+    _print_credentials(settings, _run(run()), f"New secret for {name!r}.", as_json)
+
+
+@user_app.command("set")
+def user_set(
+    name: str,
+    vip: Annotated[bool | None, typer.Option("--vip/--no-vip", help="VIP user")] = None,
+    domain: Annotated[
+        str | None, typer.Option(help="Custom domain for userSelfURL ('' clears)")
+    ] = None,
+    referer_allow: Annotated[
+        str | None, typer.Option(help="Hotlink protection: allowed Referer hosts, comma-separated")
+    ] = None,
+    referer_allow_empty: Annotated[
+        bool | None, typer.Option("--allow-empty-referer/--deny-empty-referer")
+    ] = None,
+    link_secret: Annotated[
+        str | None, typer.Option(help="Signed direct links (auth_key) with this secret ('' off)")
+    ] = None,
+    quota: Annotated[int | None, typer.Option(help="Cloud-disk quota in bytes (-1: default)")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Change a user's options.
+
+    Example: openpan user set alice --domain img.example.com --vip
+    """
+    settings = _settings(data_dir)
+
+    async def run() -> None:
+        db = await _open_db(settings)
+        try:
+            await users.update_user(
+                db,
+                name,
+                vip=vip,
+                custom_domain=domain,
+                referer_allow=referer_allow,
+                referer_allow_empty=referer_allow_empty,
+                link_sign_secret=link_secret,
+                storage_quota=quota,
+            )
+        finally:
+            await db.dispose()
+
+    _run(run())
+    console.print(f"Updated user {name!r}.")
+
+
+def _run(coro: Any) -> Any:
+    from openpan.errors import OpenpanError
+
+    try:
+        return asyncio.run(coro)
+    except OpenpanError as exc:
+        console.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(1) from exc

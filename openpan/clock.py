@@ -1,0 +1,51 @@
+"""The one source of "now", so every rule that depends on time can be tested by moving it.
+
+``OPENPAN_CLOCK_OFFSET`` (seconds, may be negative) shifts the server's clock; tests use it to
+cross a day boundary or outlive a deadline without waiting.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+
+def _offset() -> timedelta:
+    return timedelta(seconds=float(os.environ.get("OPENPAN_CLOCK_OFFSET", "0") or 0))
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: the form every time takes in the database."""
+    return datetime.now(UTC).replace(tzinfo=None) + _offset()
+
+
+@lru_cache(maxsize=8)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def to_local(moment: datetime, tz: str) -> datetime:
+    """A stored naive-UTC time as an aware time in the answer's time zone."""
+    return moment.replace(tzinfo=UTC).astimezone(zone(tz))
+
+
+def format_api_time(moment: datetime, tz: str) -> str:
+    """``2025-03-03 15:43:46``: the real service's createAt/updateAt form."""
+    return to_local(moment, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_rfc3339(moment: datetime, tz: str) -> str:
+    """``2025-03-23T15:48:37+08:00``: the real service's expiredAt form."""
+    return to_local(moment, tz).isoformat(timespec="seconds")
+
+
+def from_timestamp(seconds: float) -> datetime:
+    """A Unix timestamp (as sent in startTime/endTime) as naive UTC."""
+    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+
+
+def epoch(moment: datetime) -> int:
+    """A stored naive-UTC time as whole Unix seconds."""
+    return int((moment - datetime(1970, 1, 1)).total_seconds())

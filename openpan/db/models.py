@@ -1,0 +1,232 @@
+"""The metadata schema. Portable SQL only: it runs on SQLite (embedded) and PostgreSQL (scale-out).
+
+Times are naive UTC datetimes (``openpan.clock.utcnow``); answers convert them to the configured
+time zone at the edge.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints so migrations can refer to them on both databases.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+SPACE_OSS = "oss"
+SPACE_DISK = "disk"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Meta(Base):
+    """Server-wide key/value facts, e.g. the token-signing key shared by every API process."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    vip: Mapped[bool] = mapped_column(Boolean, default=False)
+    custom_domain: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # Hotlink protection: comma-separated allowed Referer hosts; None = off.
+    referer_allow: Mapped[str | None] = mapped_column(Text, nullable=True)
+    referer_allow_empty: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Signed direct links (auth_key); None = off.
+    link_sign_secret: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # HMAC key for X-Openpan-Signature on offline-download callbacks.
+    callback_secret: Mapped[str] = mapped_column(String(128), default="")
+    storage_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AccessToken(Base):
+    __tablename__ = "access_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Blob(Base):
+    """Content-addressed bytes: one row per distinct (md5, size), shared by every file using it."""
+
+    __tablename__ = "blobs"
+    __table_args__ = (UniqueConstraint("md5", "size", name="uq_blobs_md5_size"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    key: Mapped[str] = mapped_column(String(255))
+    refcount: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class File(Base):
+    """A file or directory of one user, in the image bed (``oss``) or the cloud disk (``disk``).
+
+    Disk IDs are ``id`` (JSON numbers); image-bed IDs are ``oss_id`` (opaque, time-ordered
+    strings). ``parent_id`` is 0 for the root of a space.
+    """
+
+    __tablename__ = "files"
+    __table_args__ = (
+        # Names are unique among the live (not trashed) entries of one directory.
+        Index(
+            "uq_files_live_name",
+            "user_id",
+            "space",
+            "parent_id",
+            "name",
+            unique=True,
+            sqlite_where=text("trashed = 0"),
+            postgresql_where=text("trashed = false"),
+        ),
+        Index("ix_files_listing", "user_id", "space", "parent_id", "id"),
+        Index("ix_files_oss_listing", "user_id", "space", "parent_id", "oss_id"),
+    )
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    space: Mapped[str] = mapped_column(String(8))
+    oss_id: Mapped[str | None] = mapped_column(String(40), unique=True, nullable=True)
+    parent_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(255))
+    is_dir: Mapped[bool] = mapped_column(Boolean, default=False)
+    blob_id: Mapped[int | None] = mapped_column(
+        ForeignKey("blobs.id"), nullable=True, index=True
+    )
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    etag: Mapped[str] = mapped_column(String(32), default="")
+    ext: Mapped[str] = mapped_column(String(32), default="")
+    status: Mapped[int] = mapped_column(Integer, default=2)
+    trashed: Mapped[bool] = mapped_column(Boolean, default=False)
+    trashed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    total_traffic: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class UploadSession(Base):
+    """An upload between create and complete. Its slices live in the blob store, not here."""
+
+    __tablename__ = "upload_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    space: Mapped[str] = mapped_column(String(8))
+    parent_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(255))
+    etag: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    slice_size: Mapped[int] = mapped_column(BigInteger)
+    duplicate: Mapped[int] = mapped_column(Integer, default=0)
+    api_version: Mapped[int] = mapped_column(Integer, default=1)
+    # open → verifying → done | failed
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    file_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class Job(Base):
+    """A unit of background work, persisted so a restart resumes it."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text, default="{}")
+    # queued → running → done | failed
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    run_after: Mapped[datetime] = mapped_column(DateTime)
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CopyTask(Base):
+    """Copy of cloud-disk images into the image bed. status: 1 running, 2 done, 3 failed, 4 waiting."""
+
+    __tablename__ = "copy_tasks"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    target_parent_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    source_ids: Mapped[str] = mapped_column(Text, default="[]")
+    status: Mapped[int] = mapped_column(Integer, default=4)
+    fail_msg: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CopyFailure(Base):
+    __tablename__ = "copy_failures"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("copy_tasks.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class OfflineTask(Base):
+    """An offline download. status: 0 running, 1 failed, 2 succeeded, 3 retrying."""
+
+    __tablename__ = "offline_tasks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    space: Mapped[str] = mapped_column(String(8))
+    url: Mapped[str] = mapped_column(Text)
+    file_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    target_parent_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[int] = mapped_column(Integer, default=0)
+    process: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    fail_reason: Mapped[str] = mapped_column(Text, default="")
+    file_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class DownloadTraffic(Base):
+    """Bytes of self-use download traffic per user per day (the 5113 quota)."""
+
+    __tablename__ = "download_traffic"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,0 +1,196 @@
+"""The image bed (图床): directories and images of one user, addressed by opaque string IDs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openpan import ids
+from openpan.clock import utcnow
+from openpan.db.models import SPACE_OSS, File, User
+from openpan.errors import FieldError, NotFound, OpenpanError
+from openpan.services import tree
+from openpan.services.context import Context
+from openpan.services.names import check_name
+
+ROOT_ID = ""
+
+
+@dataclass
+class Listed:
+    """One page of a directory: entries with their parents' names, and the next cursor."""
+
+    files: list[File]
+    parent_names: dict[int, str]
+    last_file_id: str
+
+
+async def resolve_dir(session: AsyncSession, user: User, field: str, oss_id: str) -> File | None:
+    """The directory an image-bed ID names (``None`` for the root), or ``NotFound``."""
+    if oss_id == ROOT_ID:
+        return None
+    entry = await _by_oss_id(session, user, oss_id)
+    if entry is None or not entry.is_dir:
+        raise NotFound(f"{field} 目录不存在 (no such directory: {oss_id})")
+    return entry
+
+
+async def _by_oss_id(session: AsyncSession, user: User, oss_id: str) -> File | None:
+    return await session.scalar(
+        select(File).where(File.oss_id == oss_id, File.user_id == user.id, File.space == SPACE_OSS)
+    )
+
+
+async def parent_names(session: AsyncSession, entries: list[File]) -> dict[int, str]:
+    wanted = {e.parent_id for e in entries if e.parent_id != tree.ROOT}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(File.id, File.name).where(File.id.in_(wanted)))
+    return {row.id: row.name for row in rows}
+
+
+async def parent_oss_ids(session: AsyncSession, entries: list[File]) -> dict[int, str]:
+    wanted = {e.parent_id for e in entries if e.parent_id != tree.ROOT}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(File.id, File.oss_id).where(File.id.in_(wanted)))
+    return {row.id: row.oss_id or "" for row in rows}
+
+
+async def mkdir(ctx: Context, user: User, parent_oss_id: str, names: list[str]) -> list[File]:
+    """Create one directory per name under a parent; a name already there is an error."""
+    for name in names:
+        check_name("name", name)
+    if len(set(names)) != len(names):
+        raise FieldError("name", "不能重名 (duplicate names)")
+    async with ctx.db.write() as session:
+        parent = await resolve_dir(session, user, "parentID", parent_oss_id)
+        parent_id = parent.id if parent else tree.ROOT
+        created: list[File] = []
+        for name in names:
+            if await tree.name_taken(session, user.id, SPACE_OSS, parent_id, name):
+                raise OpenpanError(f"name 目录名已存在: {name} (name already exists)")
+            now = utcnow()
+            entry = File(
+                user_id=user.id,
+                space=SPACE_OSS,
+                oss_id=ids.sortable_id(),
+                parent_id=parent_id,
+                name=name,
+                is_dir=True,
+                status=0,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(entry)
+            created.append(entry)
+        await _flush_unique(session, "name")
+    return created
+
+
+async def list_dir(
+    ctx: Context,
+    user: User,
+    parent_oss_id: str,
+    limit: int,
+    last_file_id: str,
+    start: datetime | None,
+    end: datetime | None,
+) -> Listed:
+    """A page of a directory, in creation order; ``lastFileId`` is ``"-1"`` on the last page.
+
+    The cursor is the last ID returned and IDs sort by creation time, so files added or removed
+    between pages neither repeat nor hide the others.
+    """
+    async with ctx.db.read() as session:
+        parent = await resolve_dir(session, user, "parentFileId", parent_oss_id)
+        query = select(File).where(
+            File.user_id == user.id,
+            File.space == SPACE_OSS,
+            File.parent_id == (parent.id if parent else tree.ROOT),
+        )
+        if last_file_id and last_file_id != "-1":
+            query = query.where(File.oss_id > last_file_id)
+        if start is not None:
+            query = query.where(File.created_at >= start)
+        if end is not None:
+            query = query.where(File.created_at <= end)
+        rows = list((await session.scalars(query.order_by(File.oss_id).limit(limit + 1))).all())
+        page = rows[:limit]
+        more = len(rows) > limit
+        names = await parent_names(session, page)
+    return Listed(
+        files=page,
+        parent_names=names,
+        last_file_id=(page[-1].oss_id or "-1") if more and page else "-1",
+    )
+
+
+async def detail(ctx: Context, user: User, oss_id: str) -> tuple[File, str]:
+    """An entry and its parent's name."""
+    async with ctx.db.read() as session:
+        entry = await _by_oss_id(session, user, oss_id)
+        if entry is None:
+            raise NotFound(f"fileID 文件不存在 (no such file: {oss_id})")
+        names = await parent_names(session, [entry])
+    return entry, names.get(entry.parent_id, "")
+
+
+async def _entries(session: AsyncSession, user: User, oss_ids: list[str]) -> list[File]:
+    found = (
+        await session.scalars(
+            select(File).where(
+                File.oss_id.in_(set(oss_ids)), File.user_id == user.id, File.space == SPACE_OSS
+            )
+        )
+    ).all()
+    by_id = {f.oss_id: f for f in found}
+    missing = [i for i in oss_ids if i not in by_id]
+    if missing:
+        raise NotFound(f"fileIDs 文件不存在 (no such file: {', '.join(missing[:5])})")
+    return [by_id[i] for i in dict.fromkeys(oss_ids)]
+
+
+async def move(ctx: Context, user: User, oss_ids: list[str], target_oss_id: str) -> None:
+    """Move entries into a directory: all of them, or none if one cannot go."""
+    async with ctx.db.write() as session:
+        target = await resolve_dir(session, user, "toParentFileID", target_oss_id)
+        target_id = target.id if target else tree.ROOT
+        entries = await _entries(session, user, oss_ids)
+        moving = [e for e in entries if e.parent_id != target_id]
+        names = [e.name for e in moving]
+        if len(set(names)) != len(names):
+            raise OpenpanError("fileIDs 中有同名文件 (two entries with the same name)")
+        for entry in moving:
+            if entry.is_dir and await tree.is_inside(session, user.id, SPACE_OSS, target_id, entry.id):
+                raise OpenpanError(
+                    f"toParentFileID 不能把目录移动到它自己或它的子目录中 ({entry.oss_id})"
+                )
+            if await tree.name_taken(session, user.id, SPACE_OSS, target_id, entry.name):
+                raise OpenpanError(f"目标目录已存在同名文件: {entry.name} (name already exists)")
+        now = utcnow()
+        for entry in moving:
+            entry.parent_id = target_id
+            entry.updated_at = now
+        await _flush_unique(session, "toParentFileID")
+
+
+async def delete(ctx: Context, user: User, oss_ids: list[str]) -> None:
+    """Delete entries; a directory takes everything in it along."""
+    async with ctx.db.write() as session:
+        entries = await _entries(session, user, oss_ids)
+        keys = await tree.delete_entries(session, entries)
+    for key in keys:
+        await ctx.store.delete(key)
+
+
+async def _flush_unique(session: AsyncSession, field: str) -> None:
+    """Flush, turning a lost race on the unique-name index into the same answer as a clash."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise OpenpanError(f"{field} 已存在同名文件 (name already exists)") from exc

@@ -1,0 +1,112 @@
+"""Directory-tree rules shared by both spaces (image bed and cloud disk).
+
+Every function takes the owner's user ID: a row of another user is never found, whatever ID
+is sent, so "not yours" and "does not exist" are the same answer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openpan.db.models import File
+from openpan.services import blobs
+
+ROOT = 0
+MAX_DEPTH = 64
+
+
+async def get(session: AsyncSession, user_id: int, space: str, file_id: int) -> File | None:
+    """A live entry of this user in this space, by internal ID."""
+    return await session.scalar(
+        select(File).where(File.id == file_id, File.user_id == user_id, File.space == space)
+    )
+
+
+async def name_taken(
+    session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
+) -> File | None:
+    """The live entry called ``name`` in a directory, if there is one."""
+    return await session.scalar(
+        select(File).where(
+            File.user_id == user_id,
+            File.space == space,
+            File.parent_id == parent_id,
+            File.name == name,
+            File.trashed.is_(False),
+        )
+    )
+
+
+async def descendant_ids(session: AsyncSession, user_id: int, space: str, root_id: int) -> list[int]:
+    """IDs of everything below a directory (not the directory itself), breadth first."""
+    found: list[int] = []
+    frontier = [root_id]
+    while frontier:
+        rows = (
+            await session.scalars(
+                select(File.id).where(
+                    File.user_id == user_id,
+                    File.space == space,
+                    File.parent_id.in_(frontier),
+                    File.is_dir.is_(True),
+                )
+            )
+        ).all()
+        files = (
+            await session.scalars(
+                select(File.id).where(
+                    File.user_id == user_id,
+                    File.space == space,
+                    File.parent_id.in_(frontier),
+                    File.is_dir.is_(False),
+                )
+            )
+        ).all()
+        found.extend(files)
+        found.extend(rows)
+        frontier = list(rows)
+    return found
+
+
+async def is_inside(
+    session: AsyncSession, user_id: int, space: str, candidate_id: int, ancestor_id: int
+) -> bool:
+    """Whether directory ``candidate_id`` is ``ancestor_id`` or lies below it."""
+    current = candidate_id
+    for _ in range(10_000):
+        if current == ancestor_id:
+            return True
+        if current == ROOT:
+            return False
+        parent = await session.scalar(
+            select(File.parent_id).where(
+                File.id == current, File.user_id == user_id, File.space == space
+            )
+        )
+        if parent is None:
+            return False
+        current = parent
+    return True  # a cycle would be a bug; refuse the move rather than loop
+
+
+async def delete_entries(session: AsyncSession, entries: list[File]) -> list[str]:
+    """Delete entries (directories with all they contain). Returns blob keys to remove after
+    the transaction commits."""
+    doomed: set[int] = set()
+    for entry in entries:
+        doomed.add(entry.id)
+        if entry.is_dir:
+            doomed.update(await descendant_ids(session, entry.user_id, entry.space, entry.id))
+    keys: list[str] = []
+    ids = sorted(doomed)
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        blob_ids = (
+            await session.scalars(select(File.blob_id).where(File.id.in_(batch), File.blob_id.is_not(None)))
+        ).all()
+        await session.execute(delete(File).where(File.id.in_(batch)))
+        for blob_id in blob_ids:
+            if blob_id is not None and (key := await blobs.release(session, blob_id)):
+                keys.append(key)
+    return keys

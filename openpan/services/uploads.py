@@ -1,0 +1,384 @@
+"""Chunked, deduplicating uploads: create → slices → complete (sync or async) → file.
+
+The flow is the same for the image bed and the cloud disk; the space decides names, limits and
+what happens on a name clash. Slices go to the blob store as they arrive; ``finish`` hashes the
+whole, compares it with the declared md5, makes the bytes a blob (or drops them if an identical
+blob exists) and only then commits the row that makes the file visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openpan import ids
+from openpan.clock import epoch, utcnow
+from openpan.db.models import SPACE_OSS, File, UploadSession, User
+from openpan.errors import FieldError, NotFound, OpenpanError
+from openpan.jobs.runner import enqueue
+from openpan.services import blobs, links, tree
+from openpan.services.context import Context
+from openpan.services.names import extension
+from openpan.storage import PartInfo, PartSizeError, StorageError
+
+log = logging.getLogger("openpan.uploads")
+
+FINISH_JOB = "upload.finish"
+_MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
+
+# What to do when the name is taken at completion (cloud disk ``duplicate``).
+DUPLICATE_ERROR = 0
+DUPLICATE_KEEP_BOTH = 1
+DUPLICATE_OVERWRITE = 2
+
+
+@dataclass
+class Created:
+    """The answer to create: either an instant upload (``file``) or a session to send slices to."""
+
+    file: File | None
+    session: UploadSession | None
+    slice_size: int
+
+
+@dataclass
+class Completion:
+    completed: bool
+    is_async: bool
+    file: File | None
+
+
+def check_etag(etag: str) -> str:
+    if not _MD5.match(etag):
+        raise FieldError("etag", "必须是32位十六进制的md5 (must be a 32-character hex md5)")
+    return etag.lower()
+
+
+def part_count(size: int, slice_size: int) -> int:
+    return max(1, -(-size // slice_size))
+
+
+def part_span(session: UploadSession, number: int) -> tuple[int, int]:
+    """(offset, size) of slice ``number``: every slice is ``slice_size`` but the last."""
+    offset = (number - 1) * session.slice_size
+    return offset, min(session.slice_size, session.size - offset)
+
+
+async def create(
+    ctx: Context,
+    user: User,
+    space: str,
+    parent_id: int,
+    name: str,
+    etag: str,
+    size: int,
+    duplicate: int = DUPLICATE_ERROR,
+    api_version: int = 1,
+) -> Created:
+    """Start an upload. Bytes already stored (same md5 and size) make the file at once."""
+    etag = check_etag(etag)
+    slice_size = ctx.settings.slice_size
+    async with ctx.db.write() as session:
+        existing = await tree.name_taken(session, user.id, space, parent_id, name)
+        if existing is not None and duplicate == DUPLICATE_ERROR:
+            raise OpenpanError(f"filename 该目录下已存在同名文件: {name} (name already exists)")
+        blob = await blobs.acquire(session, etag, size)
+        if blob is not None:
+            final_name, doomed = await _claim_name(session, user, space, parent_id, name, duplicate)
+            file = _new_file(user, space, parent_id, final_name, etag, size, blob.id)
+            session.add(file)
+            await session.flush()
+            keys = await tree.delete_entries(session, doomed)
+        else:
+            now = utcnow()
+            upload = UploadSession(
+                id=ids.preupload_id(),
+                user_id=user.id,
+                space=space,
+                parent_id=parent_id,
+                name=name,
+                etag=etag,
+                size=size,
+                slice_size=slice_size,
+                duplicate=duplicate,
+                api_version=api_version,
+                status="open",
+                created_at=now,
+                expires_at=now + timedelta(seconds=ctx.settings.upload_session_ttl),
+            )
+            session.add(upload)
+    if blob is None:
+        # After the commit: the expiry sweep treats slices without a session as abandoned.
+        await ctx.store.start_upload(upload.id, size, slice_size)
+        return Created(file=None, session=upload, slice_size=slice_size)
+    for key in keys:
+        await ctx.store.delete(key)
+    return Created(file=file, session=None, slice_size=slice_size)
+
+
+def _new_file(
+    user: User, space: str, parent_id: int, name: str, etag: str, size: int, blob_id: int
+) -> File:
+    now = utcnow()
+    return File(
+        user_id=user.id,
+        space=space,
+        oss_id=ids.sortable_id() if space == SPACE_OSS else None,
+        parent_id=parent_id,
+        name=name,
+        is_dir=False,
+        blob_id=blob_id,
+        size=size,
+        etag=etag,
+        ext=extension(name),
+        status=2,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def _claim_name(
+    session: AsyncSession, user: User, space: str, parent_id: int, name: str, duplicate: int
+) -> tuple[str, list[File]]:
+    """The name the new file gets, and entries to delete for it (overwrite)."""
+    existing = await tree.name_taken(session, user.id, space, parent_id, name)
+    if existing is None:
+        return name, []
+    if duplicate == DUPLICATE_OVERWRITE and not existing.is_dir:
+        return name, [existing]
+    if duplicate == DUPLICATE_KEEP_BOTH:
+        return await _free_name(session, user, space, parent_id, name), []
+    raise OpenpanError(f"filename 该目录下已存在同名文件: {name} (name already exists)")
+
+
+async def _free_name(
+    session: AsyncSession, user: User, space: str, parent_id: int, name: str
+) -> str:
+    """``name(1).ext``, ``name(2).ext``, ... : the first one not taken."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, dot, ext = name, "", ""
+    for number in range(1, 10_000):
+        candidate = f"{stem}({number}){dot}{ext}"
+        if not await tree.name_taken(session, user.id, space, parent_id, candidate):
+            return candidate
+    raise OpenpanError("filename 同名文件过多 (too many files with this name)")
+
+
+async def _session_of(session: AsyncSession, user: User, upload_id: str, space: str) -> UploadSession:
+    upload = await session.get(UploadSession, upload_id)
+    if upload is None or upload.user_id != user.id or upload.space != space:
+        raise NotFound("preuploadID 上传任务不存在或已过期 (no such upload)")
+    return upload
+
+
+async def upload_url(
+    ctx: Context, user: User, upload_id: str, number: int, space: str
+) -> tuple[str, bool]:
+    """The presigned URL for slice ``number`` and whether the upload has several slices."""
+    async with ctx.db.read() as session:
+        upload = await _session_of(session, user, upload_id, space)
+    _check_open(upload)
+    count = part_count(upload.size, upload.slice_size)
+    if number > count:
+        raise FieldError("sliceNo", f"超出范围: 该文件共{count}个分片 (the file has {count} slices)")
+    expires_in = ctx.settings.presign_ttl
+    url = ctx.store.presign_part(upload.id, number, expires_in)
+    if url is None:
+        expires = epoch(utcnow()) + expires_in
+        url = links.presigned_slice_url(ctx.settings, ctx.signing_key, upload.id, number, expires)
+    return url, count > 1
+
+
+def _check_open(upload: UploadSession) -> None:
+    if upload.expires_at <= utcnow():
+        raise NotFound("preuploadID 上传任务已过期 (upload expired)")
+    if upload.status != "open":
+        raise OpenpanError("preuploadID 上传已提交, 不能再上传分片 (upload already completed)")
+
+
+async def receive_slice(
+    ctx: Context,
+    upload_id: str,
+    number: int,
+    expires: int,
+    signature: str,
+    body: AsyncIterator[bytes],
+) -> PartInfo:
+    """Store a slice PUT to a presigned URL (no token: the signature is the authority)."""
+    if not links.slice_signature_ok(ctx.signing_key, upload_id, number, expires, signature):
+        raise OpenpanError("signature 签名无效 (bad signature)")
+    if expires < epoch(utcnow()):
+        raise OpenpanError("expires 上传地址已过期 (URL expired)")
+    async with ctx.db.read() as session:
+        upload = await session.get(UploadSession, upload_id)
+    if upload is None:
+        raise NotFound("preuploadID 上传任务不存在或已过期 (no such upload)")
+    _check_open(upload)
+    offset, size = part_span(upload, number)
+    try:
+        return await ctx.store.write_part(upload.id, number, offset, size, body)
+    except PartSizeError as exc:
+        raise OpenpanError(f"slice 分片大小错误: {exc}") from exc
+
+
+async def list_parts(ctx: Context, user: User, upload_id: str, space: str) -> list[PartInfo]:
+    async with ctx.db.read() as session:
+        upload = await _session_of(session, user, upload_id, space)
+    if upload.status in ("done", "failed"):
+        return []
+    return await ctx.store.list_parts(upload.id)
+
+
+async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Completion:
+    """Finish an upload: verified now when small, in the background (``async``) when large."""
+    async with ctx.db.read() as session:
+        upload = await _session_of(session, user, upload_id, space)
+    if upload.status in ("done", "verifying", "failed"):
+        return await result(ctx, user, upload_id, space)
+    _check_open(upload)
+    count = part_count(upload.size, upload.slice_size)
+    present = {p.number for p in await ctx.store.list_parts(upload.id)}
+    missing = [n for n in range(1, count + 1) if n not in present]
+    if missing and upload.size > 0:
+        raise OpenpanError(f"preuploadID 分片不完整, 缺少分片 {missing[:10]} (slices missing)")
+    async with ctx.db.write() as session:
+        started = await session.execute(
+            update(UploadSession)
+            .where(UploadSession.id == upload.id, UploadSession.status == "open")
+            .values(status="verifying")
+        )
+        if started.rowcount != 1:  # type: ignore[attr-defined]
+            # A parallel complete got here first; answer as it will.
+            return Completion(completed=False, is_async=True, file=None)
+        if upload.size > ctx.settings.sync_complete_max:
+            enqueue(session, FINISH_JOB, {"upload_id": upload.id})
+    if upload.size > ctx.settings.sync_complete_max:
+        ctx.jobs.notify()
+        return Completion(completed=False, is_async=True, file=None)
+    await finish(ctx, upload.id)
+    return await result(ctx, user, upload_id, space)
+
+
+async def result(ctx: Context, user: User, upload_id: str, space: str) -> Completion:
+    """Where an upload stands (``upload_async_result``)."""
+    async with ctx.db.read() as session:
+        upload = await _session_of(session, user, upload_id, space)
+        if upload.status == "failed":
+            raise OpenpanError(upload.error or "上传失败 (upload failed)")
+        if upload.status != "done" or upload.file_id is None:
+            return Completion(completed=False, is_async=True, file=None)
+        file = await session.get(File, upload.file_id)
+    return Completion(completed=file is not None, is_async=False, file=file)
+
+
+def _blob_key(upload: UploadSession) -> str:
+    # Derived from the session, so a finish that a crash interrupted finds its bytes again.
+    return blobs.new_key(upload.etag, upload.size, tag=hashlib.sha256(upload.id.encode()).hexdigest()[:8])
+
+
+async def finish(ctx: Context, upload_id: str) -> None:
+    """Verify and commit an upload in state ``verifying``; idempotent, so a job may re-run it."""
+    async with ctx.db.read() as session:
+        upload = await session.get(UploadSession, upload_id)
+    if upload is None or upload.status != "verifying":
+        return
+    key = _blob_key(upload)
+    if not await ctx.store.exists(key):
+        try:
+            if upload.size == 0:
+                path = ctx.store.temp_path()
+                path.write_bytes(b"")
+                await ctx.store.put_file(key, path)
+                await ctx.store.abort_upload(upload.id)
+            else:
+                whole = await ctx.store.assemble(upload.id, part_count(upload.size, upload.slice_size))
+                if whole.size != upload.size or whole.md5 != upload.etag:
+                    await _fail(
+                        ctx,
+                        upload,
+                        f"etag 文件校验失败: 上传内容的md5为{whole.md5}, 与预上传的{upload.etag}不一致 "
+                        "(md5 of the uploaded bytes does not match etag)",
+                    )
+                    return
+                await ctx.store.commit_upload(upload.id, key)
+        except StorageError as exc:
+            await _fail(ctx, upload, f"上传失败: {exc}")
+            return
+    try:
+        async with ctx.db.write() as session:
+            current = await session.get(UploadSession, upload_id)
+            if current is None or current.status != "verifying":
+                return
+            user = await session.get(User, current.user_id)
+            assert user is not None
+            blob, stored = await blobs.register(session, current.etag, current.size, key)
+            final_name, doomed = await _claim_name(
+                session, user, current.space, current.parent_id, current.name, current.duplicate
+            )
+            parent_ok = current.parent_id == tree.ROOT or await tree.get(
+                session, user.id, current.space, current.parent_id
+            )
+            if not parent_ok:
+                raise OpenpanError("parentFileID 目录已被删除 (the target directory is gone)")
+            file = _new_file(
+                user, current.space, current.parent_id, final_name, current.etag, current.size, blob.id
+            )
+            session.add(file)
+            await session.flush()
+            doomed_keys = await tree.delete_entries(session, doomed)
+            current.status = "done"
+            current.file_id = file.id
+    except OpenpanError as exc:
+        await ctx.store.delete(key)
+        await _fail(ctx, upload, exc.message)
+        return
+    if not stored:
+        await ctx.store.delete(key)
+    for doomed_key in doomed_keys:
+        await ctx.store.delete(doomed_key)
+
+
+async def _fail(ctx: Context, upload: UploadSession, reason: str) -> None:
+    async with ctx.db.write() as session:
+        await session.execute(
+            update(UploadSession)
+            .where(UploadSession.id == upload.id)
+            .values(status="failed", error=reason)
+        )
+    await ctx.store.abort_upload(upload.id)
+
+
+async def finish_job(ctx: Context, payload: dict[str, object]) -> None:
+    await finish(ctx, str(payload["upload_id"]))
+
+
+async def expire_sessions(ctx: Context) -> int:
+    """Remove upload sessions past their deadline, and slices no session owns. Returns the count."""
+    now = utcnow()
+    async with ctx.db.read() as session:
+        expired = (
+            await session.scalars(
+                select(UploadSession.id).where(
+                    UploadSession.expires_at <= now, UploadSession.status != "verifying"
+                )
+            )
+        ).all()
+    for upload_id in expired:
+        async with ctx.db.write() as session:
+            await session.execute(sql_delete(UploadSession).where(UploadSession.id == upload_id))
+        await ctx.store.abort_upload(upload_id)
+    async with ctx.db.read() as session:
+        known = set((await session.scalars(select(UploadSession.id))).all())
+    for upload_id in await ctx.store.list_uploads():
+        if upload_id not in known:
+            await ctx.store.abort_upload(upload_id)
+    return len(expired)

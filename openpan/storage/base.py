@@ -1,0 +1,113 @@
+"""The blob-store interface. Backends turn their vendor's errors into ``FileNotFoundError`` or
+``StorageError`` so callers never see them.
+
+Two kinds of thing live in a store:
+
+* **blobs** under keys chosen by ``services.blobs`` (immutable once written), and
+* **multipart uploads**: the slices of an upload session, received (or, on an object store,
+  presigned for the client to send there), listed, then assembled into a blob.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class StorageError(Exception):
+    """The store could not do what was asked (full disk, unreachable object store, ...)."""
+
+
+class PartSizeError(StorageError):
+    """A slice arrived with a different number of bytes than its position requires."""
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    number: int
+    size: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """The whole of a multipart upload, hashed and ready to become a blob."""
+
+    md5: str
+    size: int
+
+
+class BlobStore(Protocol):
+    """What the services need from a place that keeps bytes."""
+
+    async def exists(self, key: str) -> bool:
+        """Whether a blob is stored under ``key``."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove a blob; a missing one is not an error."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The blob's file on this machine when there is one (lets the server use sendfile)."""
+        ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The bytes ``start..end`` (end exclusive) of a blob, in chunks."""
+        ...
+
+    def temp_path(self) -> Path:
+        """A fresh path for a temporary file that ``put_file`` can take over cheaply."""
+        ...
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Make the local file at ``path`` the blob ``key``; the file is consumed."""
+        ...
+
+    # Multipart uploads -------------------------------------------------------------------
+
+    async def start_upload(self, upload_id: str, size: int, part_size: int) -> None:
+        """Prepare to receive the parts of an upload of ``size`` bytes."""
+        ...
+
+    def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
+        """A URL at which the client PUTs part ``number`` directly, or ``None`` when openpan
+        receives the part itself (the local backend)."""
+        ...
+
+    async def write_part(
+        self, upload_id: str, number: int, offset: int, size: int, body: AsyncIterator[bytes]
+    ) -> PartInfo:
+        """Store part ``number`` (``size`` bytes at ``offset`` of the whole), hashing it.
+
+        Raises ``PartSizeError`` if the body is longer or shorter than ``size``; a part that
+        failed leaves no trace in ``list_parts``. Sending a part again replaces it.
+        """
+        ...
+
+    async def list_parts(self, upload_id: str) -> list[PartInfo]:
+        """The parts received so far, by number."""
+        ...
+
+    async def assemble(self, upload_id: str, part_count: int) -> Assembled:
+        """Join parts ``1..part_count`` and hash the whole. Raises ``StorageError`` if one is
+        missing."""
+        ...
+
+    async def commit_upload(self, upload_id: str, key: str) -> None:
+        """Make an assembled upload the blob ``key`` and forget the upload."""
+        ...
+
+    async def abort_upload(self, upload_id: str) -> None:
+        """Forget an upload and its parts; a missing one is not an error."""
+        ...
+
+    async def list_uploads(self) -> list[str]:
+        """IDs of the uploads the store holds parts for (to find ones whose session is gone)."""
+        ...
+
+    async def cleanup_temp(self, older_than: float) -> None:
+        """Remove temporary files older than ``older_than`` seconds (left by a crash)."""
+        ...

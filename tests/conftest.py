@@ -1,0 +1,251 @@
+"""Test harness: real openpan servers in subprocesses, on free ports, with their own data dirs.
+
+``server`` is one shared server for the session (fast); ``fresh_server`` makes a new one for
+tests that restart or kill it. ``api`` is a logged-in client for a new user on ``server``;
+``other_api`` a second, separate user (for isolation tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+MiB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running ``openpan serve`` subprocess."""
+
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+    _user_counter: int = 0
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "openpan", "serve", "--data-dir", str(self.data_dir),
+                 "--port", str(self.port), "--log-level", "warning"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                httpx.get(self.url + "/healthz", timeout=1)
+                return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in 30 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill9(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``openpan ...`` against this server's data dir."""
+        return subprocess.run(
+            [sys.executable, "-m", "openpan", *args, "--data-dir", str(self.data_dir)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def add_user(self, name: str | None = None, vip: bool = False) -> dict[str, str]:
+        self._user_counter += 1
+        name = name or f"user{self._user_counter}-{os.getpid()}"
+        args = ["user", "add", name, "--json"] + (["--vip"] if vip else [])
+        done = self.cli(*args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        creds: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+        return creds
+
+    def client(self, creds: dict[str, str]) -> Api:
+        return Api(self, creds)
+
+
+class Api:
+    """A client of one user: fetches a token, sends the auth headers, unwraps the envelope."""
+
+    def __init__(self, server: Server, creds: dict[str, str]) -> None:
+        self.server = server
+        self.creds = creds
+        self.http = httpx.Client(base_url=server.url, timeout=60)
+        self.token = self.fetch_token()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def fetch_token(self) -> str:
+        body = self.http.post(
+            "/api/v1/access_token",
+            json={"clientID": self.creds["client_id"], "clientSecret": self.creds["client_secret"]},
+            headers={"Platform": "open_platform"},
+        ).json()
+        assert body["code"] == 0, body
+        token: str = body["data"]["accessToken"]
+        return token
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "Platform": "open_platform"}
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The whole envelope of an API call (HTTP 200 asserted)."""
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        response = self.http.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == 200, (response.status_code, response.text)
+        body: dict[str, Any] = response.json()
+        assert set(body) == {"code", "message", "data", "x-traceID"}, body
+        return body
+
+    def post(self, path: str, body: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        return self.call("POST", path, json=body or {}, **kwargs)
+
+    def get(self, path: str, params: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+        return self.call("GET", path, params=params or {}, **kwargs)
+
+    def ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """``data`` of a call that must succeed."""
+        if method == "GET":
+            envelope = self.get(path, body)
+        else:
+            envelope = self.post(path, body)
+        assert envelope["code"] == 0, envelope
+        return envelope["data"]
+
+    # The image-bed upload flow, as a client does it ----------------------------------
+
+    def oss_upload(
+        self, data: bytes, filename: str = "a.jpg", parent: str = "", parallel: bool = False
+    ) -> str:
+        """Upload bytes to the image bed through the whole API flow; returns the fileID."""
+        etag = hashlib.md5(data).hexdigest()
+        created = self.ok(
+            "POST",
+            "/upload/v1/oss/file/create",
+            {"parentFileID": parent, "filename": filename, "etag": etag, "size": len(data), "type": 1},
+        )
+        if created["reuse"]:
+            return str(created["fileID"])
+        pre, slice_size = created["preuploadID"], created["sliceSize"]
+        count = max(1, -(-len(data) // slice_size))
+        for number in range(1, count + 1):
+            url = self.ok(
+                "POST", "/upload/v1/oss/file/get_upload_url", {"preuploadID": pre, "sliceNo": number}
+            )["presignedURL"]
+            chunk = data[(number - 1) * slice_size : number * slice_size]
+            response = httpx.put(url, content=chunk, timeout=60)
+            assert response.status_code == 200, response.text
+            assert response.content == b""
+        done = self.ok("POST", "/upload/v1/oss/file/upload_complete", {"preuploadID": pre})
+        if done["completed"]:
+            return str(done["fileID"])
+        assert done["async"] is True
+        return self.wait_async(pre)
+
+    def wait_async(self, pre: str, path: str = "/upload/v1/oss/file/upload_async_result") -> str:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            result = self.ok("POST", path, {"preuploadID": pre})
+            if result["completed"]:
+                return str(result["fileID"])
+            time.sleep(0.2)
+        raise AssertionError("upload did not complete")
+
+
+def make_server(tmp: Path, **env: str) -> Server:
+    data_dir = tmp / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {
+        **os.environ,
+        "OPENPAN_RATE_LIMIT": "false",
+        "OPENPAN_SWEEP_INTERVAL": "1",
+        "OPENPAN_FETCH_ALLOW": "127.0.0.1/32,::1/128",
+        **env,
+    }
+    full_env.pop("OPENPAN_CONFIG", None)
+    return Server(data_dir=data_dir, port=free_port(), env=full_env)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the whole run: 1 MiB slices, synchronous completion up to 2 MiB."""
+    srv = make_server(
+        tmp_path_factory.mktemp("shared"),
+        OPENPAN_SLICE_SIZE=str(MiB),
+        OPENPAN_SYNC_COMPLETE_MAX=str(2 * MiB),
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of this test's own (not started), for restarts, kills and special settings."""
+    srv = make_server(tmp_path, OPENPAN_SLICE_SIZE=str(MiB), OPENPAN_SYNC_COMPLETE_MAX=str(2 * MiB))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[Api]:
+    client = server.client(server.add_user())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def other_api(server: Server) -> Iterator[Api]:
+    client = server.client(server.add_user())
+    yield client
+    client.close()
+
+
+def jpeg_bytes(size: int) -> bytes:
+    """``size`` fresh random bytes that start like a JPEG, unlike any other call's."""
+    head = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+    return (head + os.urandom(size))[:size]
