@@ -18,7 +18,7 @@ def _base36(number: int, width: int) -> str:
 
 
 def sortable_id() -> str:
-    """An opaque ID (image-bed files, copy tasks) that sorts by creation time (like the real service's IDs).
+    """An opaque ID (image-bed files, copy tasks) that sorts by creation time.
 
     11 base36 digits of microseconds, then 22 random ones: later IDs sort after earlier ones,
     which keeps the ``lastFileId`` cursor stable while files come and go.

@@ -53,8 +53,18 @@ class Server:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "openpan", "serve", "--data-dir", str(self.data_dir),
-                 "--port", str(self.port), "--log-level", "warning"],
+                [
+                    sys.executable,
+                    "-m",
+                    "openpan",
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -149,10 +159,7 @@ class Api:
 
     def ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """``data`` of a call that must succeed."""
-        if method == "GET":
-            envelope = self.get(path, body)
-        else:
-            envelope = self.post(path, body)
+        envelope = self.get(path, body) if method == "GET" else self.post(path, body)
         assert envelope["code"] == 0, envelope
         return envelope["data"]
 
@@ -166,7 +173,13 @@ class Api:
         created = self.ok(
             "POST",
             "/upload/v1/oss/file/create",
-            {"parentFileID": parent, "filename": filename, "etag": etag, "size": len(data), "type": 1},
+            {
+                "parentFileID": parent,
+                "filename": filename,
+                "etag": etag,
+                "size": len(data),
+                "type": 1,
+            },
         )
         if created["reuse"]:
             return str(created["fileID"])
@@ -174,7 +187,9 @@ class Api:
         count = max(1, -(-len(data) // slice_size))
         for number in range(1, count + 1):
             url = self.ok(
-                "POST", "/upload/v1/oss/file/get_upload_url", {"preuploadID": pre, "sliceNo": number}
+                "POST",
+                "/upload/v1/oss/file/get_upload_url",
+                {"preuploadID": pre, "sliceNo": number},
             )["presignedURL"]
             chunk = data[(number - 1) * slice_size : number * slice_size]
             response = httpx.put(url, content=chunk, timeout=60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 
 import httpx
-
 from conftest import Api, jpeg_bytes
 
 
@@ -15,8 +14,13 @@ def test_upload_list_link_move_delete(api: Api) -> None:
     again = api.ok(
         "POST",
         "/upload/v1/oss/file/create",
-        {"parentFileID": "", "filename": "copy.jpg", "etag": hashlib.md5(data).hexdigest(),
-         "size": len(data), "type": 1},
+        {
+            "parentFileID": "",
+            "filename": "copy.jpg",
+            "etag": hashlib.md5(data).hexdigest(),
+            "size": len(data),
+            "type": 1,
+        },
     )
     assert again["reuse"] is True and again["fileID"] and again["fileID"] != file_id
     listed = api.ok("POST", "/api/v1/oss/file/list", {"limit": 100, "type": 1})
@@ -24,10 +28,14 @@ def test_upload_list_link_move_delete(api: Api) -> None:
     assert set(names) == {"photo.jpg", "copy.jpg"} and listed["lastFileId"] == "-1"
     link = names["photo.jpg"]["downloadURL"]
     assert httpx.get(link).content == data
-    folder = api.ok("POST", "/upload/v1/oss/file/mkdir", {"name": "album", "parentID": "", "type": 1})
+    folder = api.ok(
+        "POST", "/upload/v1/oss/file/mkdir", {"name": "album", "parentID": "", "type": 1}
+    )
     dir_id = folder["list"][0]["dirID"]
     api.ok("POST", "/api/v1/oss/file/move", {"fileIDs": [file_id], "toParentFileID": dir_id})
-    inside = api.ok("POST", "/api/v1/oss/file/list", {"parentFileId": dir_id, "limit": 10, "type": 1})
+    inside = api.ok(
+        "POST", "/api/v1/oss/file/list", {"parentFileId": dir_id, "limit": 10, "type": 1}
+    )
     assert [f["fileId"] for f in inside["fileList"]] == [file_id]
     assert httpx.get(link).content == data  # a moved file keeps its link
     api.ok("POST", "/api/v1/oss/file/delete", {"fileIDs": [dir_id]})

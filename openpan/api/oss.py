@@ -21,7 +21,9 @@ from openpan.services.names import check_image_name
 ID_LEN = 64  # longer than any ID openpan hands out; longer input is refused, not looked up
 
 
-def file_item(ctx: Context, user: User, file: File, parent_oss_id: str, parent_name: str) -> dict[str, Any]:
+def file_item(
+    ctx: Context, user: User, file: File, parent_oss_id: str, parent_name: str
+) -> dict[str, Any]:
     """One entry as list and detail show it, with every field of the real service."""
     tz = ctx.settings.timezone
     return {
@@ -48,14 +50,14 @@ def file_item(ctx: Context, user: User, file: File, parent_oss_id: str, parent_n
 def _check_type(params: Params) -> None:
     # Documented as required and fixed at 1; real clients often leave it out.
     if params.has("type"):
-        params.int("type", minimum=1, maximum=1)
+        params.integer("type", minimum=1, maximum=1)
 
 
 @endpoint("/upload/v1/oss/file/mkdir")
 async def mkdir(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    names = params.str_list("name", max_items=100, max_len=1024)
-    parent = params.str("parentID", "parentFileID", required=False, max_len=ID_LEN)
+    names = params.strings("name", max_items=100, max_len=1024)
+    parent = params.string("parentID", "parentFileID", required=False, max_len=ID_LEN)
     _check_type(params)
     created = await oss.mkdir(ctx, user, parent, names)
     return {"list": [{"filename": d.name, "dirID": d.oss_id} for d in created]}
@@ -64,10 +66,10 @@ async def mkdir(request: Request, params: Params, user: User) -> dict[str, Any]:
 @endpoint("/upload/v1/oss/file/create")
 async def create(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    parent_oss_id = params.str("parentFileID", "parentID", required=False, max_len=ID_LEN)
-    name = check_image_name("filename", params.str("filename", max_len=1024))
-    etag = uploads.check_etag(params.str("etag", max_len=64))
-    size = params.int("size", minimum=1, maximum=ctx.settings.oss_max_file_size)
+    parent_oss_id = params.string("parentFileID", "parentID", required=False, max_len=ID_LEN)
+    name = check_image_name("filename", params.string("filename", max_len=1024))
+    etag = uploads.check_etag(params.string("etag", max_len=64))
+    size = params.integer("size", minimum=1, maximum=ctx.settings.oss_max_file_size)
     _check_type(params)
     async with ctx.db.read() as session:
         parent = await oss.resolve_dir(session, user, "parentFileID", parent_oss_id)
@@ -91,14 +93,14 @@ async def create(request: Request, params: Params, user: User) -> dict[str, Any]
 
 
 def _preupload_id(params: Params) -> str:
-    return params.str("preuploadID", max_len=256, allow_empty=False)
+    return params.string("preuploadID", max_len=256, allow_empty=False)
 
 
 @endpoint("/upload/v1/oss/file/get_upload_url")
 async def get_upload_url(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
     upload_id = _preupload_id(params)
-    number = params.int("sliceNo", minimum=1, maximum=100_000)
+    number = params.integer("sliceNo", minimum=1, maximum=100_000)
     url, multipart = await uploads.upload_url(ctx, user, upload_id, number, SPACE_OSS)
     return {"presignedURL": url, "isMultipart": multipart}
 
@@ -107,9 +109,7 @@ async def get_upload_url(request: Request, params: Params, user: User) -> dict[s
 async def list_upload_parts(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
     parts = await uploads.list_parts(ctx, user, _preupload_id(params), SPACE_OSS)
-    return {
-        "parts": [{"partNumber": str(p.number), "size": p.size, "etag": p.md5} for p in parts]
-    }
+    return {"parts": [{"partNumber": str(p.number), "size": p.size, "etag": p.md5} for p in parts]}
 
 
 @endpoint("/upload/v1/oss/file/upload_complete")
@@ -133,13 +133,13 @@ async def upload_async_result(request: Request, params: Params, user: User) -> d
 @endpoint("/api/v1/oss/file/list")
 async def file_list(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    parent = params.str("parentFileId", "parentFileID", required=False, max_len=ID_LEN)
-    limit = params.int("limit", required=False, default=100, minimum=1, maximum=100)
-    start = params.int("startTime", required=False, default=-1, minimum=0, maximum=2**40)
-    end = params.int("endTime", required=False, default=-1, minimum=0, maximum=2**40)
+    parent = params.string("parentFileId", "parentFileID", required=False, max_len=ID_LEN)
+    limit = params.integer("limit", required=False, default=100, minimum=1, maximum=100)
+    start = params.integer("startTime", required=False, default=-1, minimum=0, maximum=2**40)
+    end = params.integer("endTime", required=False, default=-1, minimum=0, maximum=2**40)
     if start >= 0 and end >= 0 and end < start:
         raise FieldError("endTime", "不能早于startTime (must not be before startTime)")
-    last = params.str("lastFileId", "lastFileID", required=False, max_len=ID_LEN)
+    last = params.string("lastFileId", "lastFileID", required=False, max_len=ID_LEN)
     _check_type(params)
     page = await oss.list_dir(
         ctx,
@@ -162,7 +162,7 @@ async def file_list(request: Request, params: Params, user: User) -> dict[str, A
 @endpoint("/api/v1/oss/file/detail")
 async def file_detail(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    file_id = params.str("fileID", max_len=ID_LEN, allow_empty=False)
+    file_id = params.string("fileID", max_len=ID_LEN, allow_empty=False)
     entry, parent_name = await oss.detail(ctx, user, file_id)
     async with ctx.db.read() as session:
         parent_ids = await oss.parent_oss_ids(session, [entry])
@@ -172,15 +172,15 @@ async def file_detail(request: Request, params: Params, user: User) -> dict[str,
 @endpoint("/api/v1/oss/file/move")
 async def file_move(request: Request, params: Params, user: User) -> None:
     ctx = context(request)
-    file_ids = params.str_list("fileIDs", max_items=100, max_len=ID_LEN)
-    target = params.str("toParentFileID", "parentFileID", required=False, max_len=ID_LEN)
+    file_ids = params.strings("fileIDs", max_items=100, max_len=ID_LEN)
+    target = params.string("toParentFileID", "parentFileID", required=False, max_len=ID_LEN)
     await oss.move(ctx, user, file_ids, target)
 
 
 @endpoint("/api/v1/oss/file/delete")
 async def file_delete(request: Request, params: Params, user: User) -> None:
     ctx = context(request)
-    file_ids = params.str_list("fileIDs", max_items=100, max_len=ID_LEN)
+    file_ids = params.strings("fileIDs", max_items=100, max_len=ID_LEN)
     await oss.delete(ctx, user, file_ids)
 
 

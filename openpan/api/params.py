@@ -44,15 +44,18 @@ async def read_params(request: Request, limit: int) -> Params:
     _merge_pairs(merged, request.query_params.multi_items())
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
-        if request.headers.get("content-length", "").isdigit() and int(
-            request.headers["content-length"]
-        ) > limit:
+        if (
+            request.headers.get("content-length", "").isdigit()
+            and int(request.headers["content-length"]) > limit
+        ):
             raise BodyTooLarge(f"request body too large: at most {limit} bytes")
         try:
             form = await request.form(max_files=0, max_fields=1000)
         except Exception as exc:  # python-multipart's errors: the body is not valid multipart
             raise OpenpanError(f"request body is not valid multipart: {exc}") from exc
-        _merge_pairs(merged, [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)])
+        _merge_pairs(
+            merged, [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)]
+        )
         return Params(merged)
     body = await read_body(request, limit)
     _merge_body(merged, body)
@@ -109,7 +112,7 @@ class Params:
         value = self.raw(name, *aliases)
         return value is not _MISSING and value is not None
 
-    def str(
+    def string(
         self,
         name: str,
         *aliases: str,
@@ -138,7 +141,7 @@ class Params:
             raise FieldError(name, "不能为空 (required)")
         return value
 
-    def int(
+    def integer(
         self,
         name: str,
         *aliases: str,
@@ -160,7 +163,7 @@ class Params:
             raise FieldError(name, f"不能大于{maximum} (must be <= {maximum})")
         return number
 
-    def bool(self, name: str, *aliases: str, default: bool = False) -> bool:
+    def boolean(self, name: str, *aliases: str, default: bool = False) -> bool:
         value = self.raw(name, *aliases)
         if value is _MISSING or value is None or value == "":
             return default
@@ -172,8 +175,13 @@ class Params:
             return value.lower() in ("true", "1")
         raise FieldError(name, "必须是布尔值 (must be true or false)")
 
-    def str_list(
-        self, name: str, *aliases: str, required: bool = True, max_items: int = 100, max_len: int = 255
+    def strings(
+        self,
+        name: str,
+        *aliases: str,
+        required: bool = True,
+        max_items: int = 100,
+        max_len: int = 255,
     ) -> list[str]:
         """A list of strings: a JSON array, repeated keys, a JSON array in a string, or one
         string (a list of one)."""
@@ -205,11 +213,16 @@ class Params:
             items.append(text)
         return items
 
-    def int_list(
+    def integers(
         self, name: str, *aliases: str, required: bool = True, max_items: int = 100
     ) -> list[int]:
         """A list of integers (numbers or decimal strings)."""
-        return [_to_int(name, item) for item in self.str_list(name, *aliases, required=required, max_items=max_items, max_len=30)]
+        return [
+            _to_int(name, item)
+            for item in self.strings(
+                name, *aliases, required=required, max_items=max_items, max_len=30
+            )
+        ]
 
 
 def _number_text(value: float | int) -> str:

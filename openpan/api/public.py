@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
-from starlette.routing import Route
 from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from openpan.api.routing import context
+from openpan.api.serving import blob_response, not_found
 from openpan.db.models import SPACE_OSS, Blob, File
-
 
 
 async def direct_link(request: Request) -> Response:
@@ -17,7 +17,7 @@ async def direct_link(request: Request) -> Response:
     user_id = request.path_params["uid"]
     oss_id, _, _ext = request.path_params["name"].partition(".")
     if not user_id.isdigit() or len(user_id) > 18 or not oss_id or len(oss_id) > 64:
-        return PlainTextResponse("404 Not Found", status_code=404)
+        return not_found()
     async with ctx.db.read() as session:
         row = (
             await session.execute(
@@ -32,13 +32,17 @@ async def direct_link(request: Request) -> Response:
             )
         ).first()
     if row is None:
-        return PlainTextResponse("404 Not Found", status_code=404)
+        return not_found()
     file, key = row
-    path = ctx.store.local_path(key)
-    if path is None or not path.is_file():
-        return PlainTextResponse("404 Not Found", status_code=404)
-    return FileResponse(path, headers={"X-Content-Type-Options": "nosniff"}, filename=None,
-                        media_type=_media_type(file.ext))
+    return await blob_response(
+        request,
+        ctx,
+        key=key,
+        size=file.size,
+        etag=file.etag,
+        modified=file.created_at,
+        media_type=_media_type(file.ext),
+    )
 
 
 def _media_type(ext: str) -> str:

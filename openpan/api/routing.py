@@ -45,7 +45,9 @@ async def authenticate(request: Request) -> User:
     user = await tokens.authenticate(ctx, request.headers.get("authorization"))
     platform = request.headers.get("platform", "")
     if platform.strip().lower() != "open_platform":
-        raise Unauthorized("access_token无效: 缺少请求头 Platform: open_platform (missing Platform header)")
+        raise Unauthorized(
+            "access_token无效: 缺少请求头 Platform: open_platform (missing Platform header)"
+        )
     return user
 
 

@@ -25,7 +25,9 @@ async def put_slice(request: Request) -> Response:
         signature = request.query_params.get("signature", "")
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > ctx.settings.slice_size:
-            raise OpenpanError(f"slice 分片过大: 最多{ctx.settings.slice_size}字节 (slice too large)")
+            raise OpenpanError(
+                f"slice 分片过大: 最多{ctx.settings.slice_size}字节 (slice too large)"
+            )
         await uploads.receive_slice(ctx, upload_id, number, expires, signature, request.stream())
     except NotFound as exc:
         return failure(exc.code, exc.message, status_code=404)

@@ -17,7 +17,9 @@ from openpan.db.migrate import upgrade
 from openpan.services import users
 from openpan.settings import Settings, load_settings
 
-app = typer.Typer(help="openpan: a self-hostable 123pan open-platform server.", no_args_is_help=True)
+app = typer.Typer(
+    help="openpan: a self-hostable 123pan open-platform server.", no_args_is_help=True
+)
 user_app = typer.Typer(help="Manage users (clientID / clientSecret pairs).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 console = Console()
@@ -55,7 +57,7 @@ def _print_credentials(
     console.print(
         f"  curl -s -X POST '{base}/api/v1/access_token' -H 'Platform: open_platform' "
         f"-H 'Content-Type: application/json' "
-        f"-d '{{\"clientID\": \"{creds.client_id}\", \"clientSecret\": \"{creds.client_secret}\"}}'",
+        f'-d \'{{"clientID": "{creds.client_id}", "clientSecret": "{creds.client_secret}"}}\'',
         soft_wrap=True,
         highlight=False,
     )
@@ -75,7 +77,9 @@ async def _bootstrap(settings: Settings) -> None:
 @app.command()
 def serve(
     data_dir: DataDir = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env: OPENPAN_HOST]")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [env: OPENPAN_HOST]")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Port [env: OPENPAN_PORT]")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
@@ -186,7 +190,9 @@ def user_set(
     link_secret: Annotated[
         str | None, typer.Option(help="Signed direct links (auth_key) with this secret ('' off)")
     ] = None,
-    quota: Annotated[int | None, typer.Option(help="Cloud-disk quota in bytes (-1: default)")] = None,
+    quota: Annotated[
+        int | None, typer.Option(help="Cloud-disk quota in bytes (-1: default)")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Change a user's options.

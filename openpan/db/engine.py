@@ -14,11 +14,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 
 class Database:
-    """The metadata database: ``read()`` for queries, ``write()`` for transactions that change it."""
+    """The metadata database: ``read()`` for queries, ``write()`` for changes."""
 
     def __init__(self, url: str) -> None:
         self.url = url

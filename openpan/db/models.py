@@ -122,9 +122,7 @@ class File(Base):
     parent_id: Mapped[int] = mapped_column(BigInteger, default=0)
     name: Mapped[str] = mapped_column(String(255))
     is_dir: Mapped[bool] = mapped_column(Boolean, default=False)
-    blob_id: Mapped[int | None] = mapped_column(
-        ForeignKey("blobs.id"), nullable=True, index=True
-    )
+    blob_id: Mapped[int | None] = mapped_column(ForeignKey("blobs.id"), nullable=True, index=True)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     etag: Mapped[str] = mapped_column(String(32), default="")
     ext: Mapped[str] = mapped_column(String(32), default="")
@@ -176,7 +174,10 @@ class Job(Base):
 
 
 class CopyTask(Base):
-    """Copy of cloud-disk images into the image bed. status: 1 running, 2 done, 3 failed, 4 waiting."""
+    """Cloud-disk images copied into the image bed.
+
+    status: 1 running, 2 done, 3 failed, 4 waiting.
+    """
 
     __tablename__ = "copy_tasks"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -192,7 +193,9 @@ class CopyTask(Base):
 class CopyFailure(Base):
     __tablename__ = "copy_failures"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    task_id: Mapped[str] = mapped_column(ForeignKey("copy_tasks.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(
+        ForeignKey("copy_tasks.id", ondelete="CASCADE"), index=True
+    )
     file_id: Mapped[int] = mapped_column(BigInteger)
     filename: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -100,7 +100,7 @@ class InProcessRunner:
         self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
 
     async def stop(self) -> None:
-        """Stop taking work; a job cut off mid-run stays ``running`` and is resumed at the next start."""
+        """Stop taking work; a job cut off mid-run is resumed at the next start."""
         self._stopping = True
         self._wake.set()
         for task in self._tasks:

@@ -40,9 +40,7 @@ async def acquire(session: AsyncSession, md5: str, size: int) -> Blob | None:
 
 async def acquire_by_id(session: AsyncSession, blob_id: int) -> None:
     """One more reference to a blob the caller already holds one to (copies share bytes)."""
-    await session.execute(
-        update(Blob).where(Blob.id == blob_id).values(refcount=Blob.refcount + 1)
-    )
+    await session.execute(update(Blob).where(Blob.id == blob_id).values(refcount=Blob.refcount + 1))
 
 
 async def register(session: AsyncSession, md5: str, size: int, key: str) -> tuple[Blob, bool]:
@@ -68,9 +66,7 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
 
 async def release(session: AsyncSession, blob_id: int) -> str | None:
     """Drop one reference. Returns the storage key to delete (after commit) if it was the last."""
-    await session.execute(
-        update(Blob).where(Blob.id == blob_id).values(refcount=Blob.refcount - 1)
-    )
+    await session.execute(update(Blob).where(Blob.id == blob_id).values(refcount=Blob.refcount - 1))
     gone = await session.execute(
         delete(Blob).where(Blob.id == blob_id, Blob.refcount <= 0).returning(Blob.key)
     )

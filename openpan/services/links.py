@@ -52,6 +52,8 @@ def presigned_slice_url(
     )
 
 
-def slice_signature_ok(key: bytes, upload_id: str, number: int, expires: int, signature: str) -> bool:
+def slice_signature_ok(
+    key: bytes, upload_id: str, number: int, expires: int, signature: str
+) -> bool:
     expected = _slice_signature(key, upload_id, number, expires)
     return hmac.compare_digest(expected, signature)

@@ -18,7 +18,9 @@ def check_name(field: str, name: str) -> str:
     if not stripped:
         raise FieldError(field, "不能为空 (must not be empty)")
     if len(name) >= MAX_NAME:
-        raise FieldError(field, f"要小于{MAX_NAME}个字符 (must be shorter than {MAX_NAME} characters)")
+        raise FieldError(
+            field, f"要小于{MAX_NAME}个字符 (must be shorter than {MAX_NAME} characters)"
+        )
     if any(c in FORBIDDEN for c in name):
         raise FieldError(field, f"不能包含以下任何字符: {FORBIDDEN} (forbidden character)")
     if _CONTROL.search(name):

@@ -166,7 +166,9 @@ async def move(ctx: Context, user: User, oss_ids: list[str], target_oss_id: str)
         if len(set(names)) != len(names):
             raise OpenpanError("fileIDs 中有同名文件 (two entries with the same name)")
         for entry in moving:
-            if entry.is_dir and await tree.is_inside(session, user.id, SPACE_OSS, target_id, entry.id):
+            if entry.is_dir and await tree.is_inside(
+                session, user.id, SPACE_OSS, target_id, entry.id
+            ):
                 raise OpenpanError(
                     f"toParentFileID 不能把目录移动到它自己或它的子目录中 ({entry.oss_id})"
                 )

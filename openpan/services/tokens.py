@@ -61,8 +61,8 @@ async def issue_token(ctx: Context, client_id: str, client_secret: str) -> tuple
             "iat": epoch(now),
             "exp": epoch(expires),
         }
-        token = jwt.encode(claims, ctx.signing_key, algorithm="HS256")
-    return token, expires
+        encoded = jwt.encode(claims, ctx.signing_key, algorithm="HS256")
+    return encoded, expires
 
 
 async def authenticate(ctx: Context, authorization: str | None) -> User:
@@ -91,4 +91,3 @@ async def authenticate(ctx: Context, authorization: str | None) -> User:
     if user is None:
         raise Unauthorized()
     return user
-

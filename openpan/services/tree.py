@@ -38,7 +38,9 @@ async def name_taken(
     )
 
 
-async def descendant_ids(session: AsyncSession, user_id: int, space: str, root_id: int) -> list[int]:
+async def descendant_ids(
+    session: AsyncSession, user_id: int, space: str, root_id: int
+) -> list[int]:
     """IDs of everything below a directory (not the directory itself), breadth first."""
     found: list[int] = []
     frontier = [root_id]
@@ -103,7 +105,9 @@ async def delete_entries(session: AsyncSession, entries: list[File]) -> list[str
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         blob_ids = (
-            await session.scalars(select(File.blob_id).where(File.id.in_(batch), File.blob_id.is_not(None)))
+            await session.scalars(
+                select(File.blob_id).where(File.id.in_(batch), File.blob_id.is_not(None))
+            )
         ).all()
         await session.execute(delete(File).where(File.id.in_(batch)))
         for blob_id in blob_ids:

@@ -173,7 +173,9 @@ async def _free_name(
     raise OpenpanError("filename 同名文件过多 (too many files with this name)")
 
 
-async def _session_of(session: AsyncSession, user: User, upload_id: str, space: str) -> UploadSession:
+async def _session_of(
+    session: AsyncSession, user: User, upload_id: str, space: str
+) -> UploadSession:
     upload = await session.get(UploadSession, upload_id)
     if upload is None or upload.user_id != user.id or upload.space != space:
         raise NotFound("preuploadID 上传任务不存在或已过期 (no such upload)")
@@ -189,7 +191,9 @@ async def upload_url(
     _check_open(upload)
     count = part_count(upload.size, upload.slice_size)
     if number > count:
-        raise FieldError("sliceNo", f"超出范围: 该文件共{count}个分片 (the file has {count} slices)")
+        raise FieldError(
+            "sliceNo", f"超出范围: 该文件共{count}个分片 (the file has {count} slices)"
+        )
     expires_in = ctx.settings.presign_ttl
     url = ctx.store.presign_part(upload.id, number, expires_in)
     if url is None:
@@ -282,7 +286,9 @@ async def result(ctx: Context, user: User, upload_id: str, space: str) -> Comple
 
 def _blob_key(upload: UploadSession) -> str:
     # Derived from the session, so a finish that a crash interrupted finds its bytes again.
-    return blobs.new_key(upload.etag, upload.size, tag=hashlib.sha256(upload.id.encode()).hexdigest()[:8])
+    return blobs.new_key(
+        upload.etag, upload.size, tag=hashlib.sha256(upload.id.encode()).hexdigest()[:8]
+    )
 
 
 async def finish(ctx: Context, upload_id: str) -> None:
@@ -300,12 +306,15 @@ async def finish(ctx: Context, upload_id: str) -> None:
                 await ctx.store.put_file(key, path)
                 await ctx.store.abort_upload(upload.id)
             else:
-                whole = await ctx.store.assemble(upload.id, part_count(upload.size, upload.slice_size))
+                whole = await ctx.store.assemble(
+                    upload.id, part_count(upload.size, upload.slice_size)
+                )
                 if whole.size != upload.size or whole.md5 != upload.etag:
                     await _fail(
                         ctx,
                         upload,
-                        f"etag 文件校验失败: 上传内容的md5为{whole.md5}, 与预上传的{upload.etag}不一致 "
+                        f"etag 文件校验失败: 上传内容的md5为{whole.md5}, "
+                        f"与预上传的{upload.etag}不一致 "
                         "(md5 of the uploaded bytes does not match etag)",
                     )
                     return
@@ -330,7 +339,13 @@ async def finish(ctx: Context, upload_id: str) -> None:
             if not parent_ok:
                 raise OpenpanError("parentFileID 目录已被删除 (the target directory is gone)")
             file = _new_file(
-                user, current.space, current.parent_id, final_name, current.etag, current.size, blob.id
+                user,
+                current.space,
+                current.parent_id,
+                final_name,
+                current.etag,
+                current.size,
+                blob.id,
             )
             session.add(file)
             await session.flush()

@@ -204,7 +204,7 @@ class LocalStore:
                 continue
 
 
-def _write_and_hash(fd: int, data: bytes, offset: int, hasher: "hashlib._Hash") -> None:
+def _write_and_hash(fd: int, data: bytes, offset: int, hasher: hashlib._Hash) -> None:
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, offset)
