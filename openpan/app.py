@@ -14,8 +14,8 @@ from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.migrate import upgrade
 from openpan.db.models import Job
-from openpan.jobs.runner import InProcessRunner
-from openpan.services import tokens, uploads
+from openpan.jobs.roles import Role, default_role, make_runner
+from openpan.services import callbacks, copy_tasks, offline, tokens, uploads
 from openpan.services.context import Context
 from openpan.settings import Settings
 from openpan.storage import open_store
@@ -23,13 +23,24 @@ from openpan.storage import open_store
 log = logging.getLogger("openpan")
 
 
-async def build_context(settings: Settings) -> Context:
-    """Open the database (migrated to the newest schema), the blob store and the job runner."""
+async def build_context(settings: Settings, role: Role | None = None) -> Context:
+    """Open the database (migrated to the newest schema), the blob store and the job runner.
+
+    ``role`` (default: from the settings) says what this process does: ``all`` (embedded: API
+    and in-process jobs), ``api`` or ``worker`` (scale-out: ``OPENPAN_QUEUE_URL`` is set).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     await upgrade(db.engine)
-    store = open_store(settings.effective_storage_url)
-    runner = InProcessRunner(db, workers=settings.job_workers)
+    store = open_store(
+        settings.effective_storage_url,
+        temp_dir=settings.data_dir / "tmp",
+        slice_size=settings.slice_size,
+    )
+    # Downloads get workers of their own (as many as may run at once), so they never hold up
+    # upload verification; callbacks too, so a slow receiver holds up neither.
+    lanes = {offline.DOWNLOAD_JOB: settings.offline_max_active, callbacks.CALLBACK_JOB: 2}
+    runner = make_runner(settings, db, role or default_role(settings), lanes=lanes)
     ctx = Context(settings=settings, db=db, store=store, jobs=runner)
     ctx.signing_key = await tokens.load_signing_key(db)
 
@@ -37,6 +48,21 @@ async def build_context(settings: Settings) -> Context:
         await uploads.finish_job(ctx, payload)
 
     runner.register(uploads.FINISH_JOB, finish_upload)
+
+    async def run_copy_task(payload: dict[str, object]) -> None:
+        await copy_tasks.run_job(ctx, payload)
+
+    runner.register(copy_tasks.JOB, run_copy_task)
+
+    async def run_download(payload: dict[str, object]) -> None:
+        await offline.download_job(ctx, payload)
+
+    async def send_callback(payload: dict[str, object]) -> None:
+        await callbacks.deliver_job(ctx, payload)
+
+    runner.register(offline.DOWNLOAD_JOB, run_download)
+    runner.register(callbacks.CALLBACK_JOB, send_callback)
+    await offline.admit_waiting(ctx)
     return ctx
 
 
@@ -51,9 +77,10 @@ async def sweep(ctx: Context) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Context]:
+async def running(settings: Settings, role: Role | None = None) -> AsyncIterator[Context]:
     """The services, started, for as long as the block lasts (the server's lifespan)."""
-    ctx = await build_context(settings)
+    role = role or default_role(settings)
+    ctx = await build_context(settings, role)
     await ctx.jobs.start()
 
     async def sweeper() -> None:
@@ -64,12 +91,21 @@ async def running(settings: Settings) -> AsyncIterator[Context]:
                 log.exception("sweep failed")
             await asyncio.sleep(settings.sweep_interval)
 
-    sweeper_task = asyncio.create_task(sweeper())
+    # Scale-out API processes leave housekeeping to the workers.
+    sweeper_task = asyncio.create_task(sweeper() if role != "api" else asyncio.Event().wait())
+    traffic_task = asyncio.create_task(
+        ctx.file_traffic.run(ctx.db, settings.traffic_flush_interval)
+    )
     try:
         yield ctx
     finally:
         sweeper_task.cancel()
+        traffic_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper_task
+        with contextlib.suppress(asyncio.CancelledError):
+            await traffic_task
         await ctx.jobs.stop()
+        await ctx.daily_traffic.close(ctx.db)
+        await ctx.file_traffic.close(ctx.db)
         await ctx.db.dispose()

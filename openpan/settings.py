@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -67,6 +67,80 @@ class Settings(BaseSettings):
 
     sweep_interval: float = Field(60.0, gt=0)
     """Seconds between sweeps that expire abandoned upload sessions."""
+
+    traffic_flush_interval: float = Field(5.0, gt=0)
+    """Seconds between writes of the bytes public links sent (``totalTraffic``); a crash loses
+    at most this much counting, a clean stop nothing."""
+    link_cache_ttl: float = Field(2.0, ge=0)
+    """Seconds a public link's lookup (file, owner's access options, custom domains) is reused.
+    Deletes in the same process take effect at once; changes made elsewhere within this time."""
+    hot_blob_max: int = Field(1 * MiB, ge=0)
+    """Blobs up to this size are kept in memory while popular (public links); larger ones are
+    always streamed from storage."""
+    hot_blob_memory: int = Field(64 * MiB, ge=0)
+    """Memory for popular small blobs, in bytes, per server process."""
+
+    disk_quota: int = Field(2 * 1024**4, ge=0)
+    """Cloud-disk space per user in bytes (the real free tier: 2 TB); ``openpan user set
+    --quota`` overrides it for one user. Checked when an upload starts."""
+    download_traffic_daily: int = Field(1024**3, ge=0)
+    """Self-use download traffic per non-VIP user per day, in bytes (download_info → 5113)."""
+    download_link_ttl: int = Field(3 * 3600, ge=60)
+    """Seconds a download_info link stays valid."""
+    copy_batch_size: int = Field(100, ge=1)
+    """Images a copy task commits per database transaction (keeps write transactions short)."""
+    copy_batch_pause: float = Field(0.0, ge=0)
+    """Seconds a copy task pauses between batches, to leave the writer to interactive requests."""
+
+    fetch_allow: str = ""
+    """Comma-separated hosts and CIDR networks that offline downloads and their callbacks may
+    reach although they are loopback, private, link-local... (e.g. ``10.0.0.0/8,files.lan``).
+    Everything else non-public is refused."""
+    offline_max_active: int = Field(10, ge=1)
+    """Offline downloads running at once in this process; more tasks wait their turn."""
+    offline_max_active_per_user: int = Field(5, ge=1)
+    """Offline downloads of one user running at once; more tasks of that user wait."""
+    offline_max_unfinished_per_user: int = Field(0, ge=0)
+    """If set, creating a task is refused while the user has this many unfinished ones (the
+    real service's "too many tasks" answer); 0 queues every task."""
+    offline_retries: int = Field(5, ge=0)
+    """Transient failures (connection lost, timeout, 5xx, 429) retried before a task fails."""
+    offline_retry_delay: float = Field(2.0, gt=0)
+    """Seconds before the first retry; each later one waits twice as long (at most 5 minutes)."""
+    offline_timeout: float = Field(30.0, gt=0)
+    """Seconds an origin may take to accept the connection or to send the next bytes."""
+    offline_max_redirects: int = Field(10, ge=0)
+    """Redirects followed per download attempt."""
+    offline_max_size: int = Field(0, ge=0)
+    """Largest cloud-disk offline download in bytes; 0 = no limit but the user's space. (The
+    image bed's limit is ``oss_max_file_size``.)"""
+    offline_progress_interval: float = Field(1.0, gt=0)
+    """Seconds between progress writes of a running download."""
+    callback_retries: int = Field(5, ge=0)
+    """Times a failed callback delivery (receiver down or non-2xx) is tried again."""
+    callback_retry_delay: float = Field(5.0, gt=0)
+    """Seconds before the first callback retry; each later one waits twice as long."""
+    callback_timeout: float = Field(10.0, gt=0)
+    """Seconds a callback receiver has to answer."""
+
+    # Scale-out mode ------------------------------------------------------------------------
+
+    queue_url: str = ""
+    """Job broker (``postgresql://...``). Set: ``openpan serve`` runs API processes only and
+    ``openpan worker`` runs the background work (procrastinate). Empty: jobs run in-process."""
+    worker_heartbeat: float = Field(10.0, gt=0)
+    """Seconds between a worker's heartbeats (scale-out)."""
+    worker_stalled_after: float = Field(30.0, gt=0)
+    """Seconds without a heartbeat after which a worker's jobs go to another worker."""
+    job_grace: float = Field(10.0, ge=0)
+    """At worker shutdown, seconds running jobs get to finish before they are handed back."""
+    object_serving: Literal["proxy", "redirect"] = "proxy"
+    """Links to blobs in an object store: ``proxy`` streams them through openpan (works when
+    the store is internal); ``redirect`` answers 302 to a short-lived presigned GET."""
+    object_redirect_ttl: int = Field(300, ge=10)
+    """Seconds a presigned GET of ``object_serving=redirect`` stays valid."""
+    shutdown_timeout: int = Field(30, ge=0)
+    """On SIGTERM, seconds in-flight requests get to finish before connections are closed."""
 
     @field_validator("public_url", "custom_domain_default")
     @classmethod

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pgdb
 import pytest
 
 MiB = 1024 * 1024
@@ -42,6 +43,7 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
     _user_counter: int = 0
+    _user_pool: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
@@ -114,6 +116,39 @@ class Server:
 
     def client(self, creds: dict[str, str]) -> Api:
         return Api(self, creds)
+
+    def take_user(self) -> dict[str, str]:
+        """A new user's credentials, like ``add_user`` but made twenty at a time (starting a
+        process per user costs a second or two on a busy machine)."""
+        if not self._user_pool:
+            done = subprocess.run(
+                [sys.executable, "-c", _MAKE_USERS, str(self.data_dir), "20"],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            self._user_pool = json.loads(done.stdout.strip().splitlines()[-1])
+        return self._user_pool.pop()
+
+
+_MAKE_USERS = """
+import asyncio, dataclasses, json, sys, uuid
+from openpan.db.engine import Database
+from openpan.services import users
+from openpan.settings import load_settings
+
+async def main(count: int) -> None:
+    db = Database(load_settings(data_dir=sys.argv[1]).effective_database_url)
+    try:
+        made = [await users.create_user(db, f"t-{uuid.uuid4().hex[:12]}") for _ in range(count)]
+    finally:
+        await db.dispose()
+    print(json.dumps([dataclasses.asdict(c) for c in made]))
+
+asyncio.run(main(int(sys.argv[2])))
+"""
 
 
 class Api:
@@ -219,10 +254,22 @@ def make_server(tmp: Path, **env: str) -> Server:
         "OPENPAN_RATE_LIMIT": "false",
         "OPENPAN_SWEEP_INTERVAL": "1",
         "OPENPAN_FETCH_ALLOW": "127.0.0.1/32,::1/128",
+        # Link traffic reaches the database within a fraction of a second.
+        "OPENPAN_TRAFFIC_FLUSH_INTERVAL": "0.2",
         **env,
     }
     full_env.pop("OPENPAN_CONFIG", None)
+    if pgdb.postgres_tier() and "OPENPAN_DATABASE_URL" not in env:
+        # The PostgreSQL tier: every server gets a database of its own (restarts keep it).
+        full_env["OPENPAN_DATABASE_URL"] = pgdb.create_database()
     return Server(data_dir=data_dir, port=free_port(), env=full_env)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_databases() -> Iterator[None]:
+    """Drops the PostgreSQL databases the run created, after every server has stopped."""
+    yield
+    pgdb.drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -248,14 +295,51 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def api(server: Server) -> Iterator[Api]:
-    client = server.client(server.add_user())
+    client = server.client(server.take_user())
     yield client
     client.close()
 
 
 @pytest.fixture
 def other_api(server: Server) -> Iterator[Api]:
-    client = server.client(server.add_user())
+    client = server.client(server.take_user())
+    yield client
+    client.close()
+
+
+# Offline downloads with retries, progress writes and callbacks in fractions of a second, and a
+# 3 MB image-bed limit (so "too large" needs no 100 MB origin).
+OFFLINE_ENV = {
+    "OPENPAN_OFFLINE_RETRIES": "3",
+    "OPENPAN_OFFLINE_RETRY_DELAY": "0.1",
+    "OPENPAN_OFFLINE_PROGRESS_INTERVAL": "0.1",
+    "OPENPAN_OFFLINE_TIMEOUT": "2",
+    "OPENPAN_OFFLINE_MAX_REDIRECTS": "3",
+    "OPENPAN_CALLBACK_RETRIES": "3",
+    "OPENPAN_CALLBACK_RETRY_DELAY": "0.1",
+    "OPENPAN_OSS_MAX_FILE_SIZE": "3000000",
+}
+
+
+@pytest.fixture(scope="session")
+def offline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the offline-download tests (``OFFLINE_ENV``)."""
+    srv = make_server(tmp_path_factory.mktemp("offline"), **OFFLINE_ENV)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def offline_api(offline_server: Server) -> Iterator[Api]:
+    client = offline_server.client(offline_server.take_user())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def offline_other_api(offline_server: Server) -> Iterator[Api]:
+    client = offline_server.client(offline_server.take_user())
     yield client
     client.close()
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
+from starlette.types import Message
 
 from openpan.errors import FieldError, OpenpanError
 
@@ -29,12 +30,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused as soon as it passes ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"request body too large: at most {limit} bytes")
+        raise BodyTooLarge(f"请求体过大 (request body too large: at most {limit} bytes)")
     chunks = bytearray()
     async for chunk in request.stream():
         chunks += chunk
         if len(chunks) > limit:
-            raise BodyTooLarge(f"request body too large: at most {limit} bytes")
+            raise BodyTooLarge(f"请求体过大 (request body too large: at most {limit} bytes)")
     return bytes(chunks)
 
 
@@ -42,24 +43,29 @@ async def read_params(request: Request, limit: int) -> Params:
     """Query string and body of any format, merged (body wins), keys folded to lower case."""
     merged: dict[str, Any] = {}
     _merge_pairs(merged, request.query_params.multi_items())
-    content_type = request.headers.get("content-type", "").lower()
-    if content_type.startswith("multipart/form-data"):
-        if (
-            request.headers.get("content-length", "").isdigit()
-            and int(request.headers["content-length"]) > limit
-        ):
-            raise BodyTooLarge(f"request body too large: at most {limit} bytes")
-        try:
-            form = await request.form(max_files=0, max_fields=1000)
-        except Exception as exc:  # python-multipart's errors: the body is not valid multipart
-            raise OpenpanError(f"request body is not valid multipart: {exc}") from exc
-        _merge_pairs(
-            merged, [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)]
-        )
-        return Params(merged)
     body = await read_body(request, limit)
-    _merge_body(merged, body)
+    from_body: dict[str, Any] = {}
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data") and not body.lstrip().startswith(b"{"):
+        await _merge_multipart(from_body, request, body)
+    else:
+        _merge_body(from_body, body)
+    merged.update(from_body)
     return Params(merged)
+
+
+async def _merge_multipart(target: dict[str, Any], request: Request, body: bytes) -> None:
+    # Parsed from the bytes already read (so bounded by the body limit), not from the socket.
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=0, max_fields=1000)
+    except Exception as exc:  # python-multipart's errors: the body is not valid multipart
+        raise OpenpanError(
+            f"请求体不是有效的multipart (request body is not valid multipart: {exc})"
+        ) from exc
+    _merge_pairs(target, [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)])
 
 
 def _merge_pairs(target: dict[str, Any], pairs: Any) -> None:
@@ -67,28 +73,32 @@ def _merge_pairs(target: dict[str, Any], pairs: Any) -> None:
         name = key.lower()
         if name.endswith("[]"):
             name = name[:-2]
-        if name in target:
-            previous = target[name]
-            target[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
+        if name not in target:
             target[name] = value
+        elif isinstance(target[name], list):
+            target[name].append(value)  # in place: a body of many repeated keys stays linear
+        else:
+            target[name] = [target[name], value]
 
 
 def _merge_body(target: dict[str, Any], body: bytes) -> None:
-    text = body.strip()
-    if not text:
-        return
     try:
-        decoded = text.decode("utf-8")
+        # Some clients (and editors) put a byte order mark before the JSON.
+        decoded = body.decode("utf-8").lstrip("\ufeff").strip()
     except UnicodeDecodeError as exc:
-        raise OpenpanError("request body is not UTF-8") from exc
-    if decoded[:1] in "{[":
+        raise OpenpanError("请求体不是UTF-8编码 (request body is not UTF-8)") from exc
+    if not decoded:
+        return
+    if decoded[0] in "{[":
         try:
             value = json.loads(decoded)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise OpenpanError(f"request body is not valid JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            # ValueError also covers integers longer than Python will convert.
+            raise OpenpanError(
+                f"请求体不是有效的JSON (request body is not valid JSON: {exc})"
+            ) from exc
         if not isinstance(value, dict):
-            raise OpenpanError("request body must be a JSON object")
+            raise OpenpanError("请求体必须是JSON对象 (request body must be a JSON object)")
         for key, item in value.items():
             target[str(key).lower()] = item
         return
@@ -139,7 +149,7 @@ class Params:
             raise FieldError(name, f"过长: 最多{max_len}个字符 (too long)")
         if not allow_empty and not value:
             raise FieldError(name, "不能为空 (required)")
-        return value
+        return _storable(name, value)
 
     def integer(
         self,
@@ -210,7 +220,7 @@ class Params:
             text = item if isinstance(item, str) else _number_text(item)
             if len(text) > max_len:
                 raise FieldError(name, f"的元素过长: 最多{max_len}个字符 (item too long)")
-            items.append(text)
+            items.append(_storable(name, text))
         return items
 
     def integers(
@@ -223,6 +233,18 @@ class Params:
                 name, *aliases, required=required, max_items=max_items, max_len=30
             )
         ]
+
+
+def _storable(name: str, text: str) -> str:
+    """``text``, unless it holds what no database column takes: NUL (PostgreSQL refuses it in
+    text) or a lone surrogate from a JSON ``\\ud800`` escape (not encodable as UTF-8)."""
+    if "\x00" in text:
+        raise FieldError(name, "不能包含空字符 (must not contain NUL)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(name, "不是有效的UTF-8文本 (not valid UTF-8 text)") from None
+    return text
 
 
 def _number_text(value: float | int) -> str:

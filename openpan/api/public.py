@@ -1,62 +1,119 @@
-"""Public direct links of image-bed files: ``GET /{uid}/{fileId}.{ext}``, no token."""
+"""Public direct links of image-bed files: ``GET /{uid}/{fileId}.{ext}``, no token.
+
+They are the hottest path of an image host, so the application (``DirectLinksFirst``) answers
+them in raw ASGI before Starlette's middleware and routing: one regular expression, cached
+lookups (``services.public_links``) and ``send_blob``. Everything else goes on to the routes.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import logging
+import re
+
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from openpan.api.routing import context
-from openpan.api.serving import blob_response, not_found
-from openpan.db.models import SPACE_OSS, Blob, File
+from openpan.api.serving import BlobInfo, not_found, send_blob, send_plain
+from openpan.services import public_links
+from openpan.services.context import Context
 
+log = logging.getLogger("openpan.api")
 
-async def direct_link(request: Request) -> Response:
-    ctx = context(request)
-    user_id = request.path_params["uid"]
-    oss_id, _, _ext = request.path_params["name"].partition(".")
-    if not user_id.isdigit() or len(user_id) > 18 or not oss_id or len(oss_id) > 64:
-        return not_found()
-    async with ctx.db.read() as session:
-        row = (
-            await session.execute(
-                select(File, Blob.key)
-                .join(Blob, Blob.id == File.blob_id)
-                .where(
-                    File.oss_id == oss_id,
-                    File.user_id == int(user_id),
-                    File.space == SPACE_OSS,
-                    File.is_dir.is_(False),
-                )
-            )
-        ).first()
-    if row is None:
-        return not_found()
-    file, key = row
-    return await blob_response(
-        request,
-        ctx,
-        key=key,
-        size=file.size,
-        etag=file.etag,
-        modified=file.created_at,
-        media_type=_media_type(file.ext),
-    )
+# /{uid}/{fileId}.{ext}: IDs are base36, extensions short; anything else is not a link.
+_LINK = re.compile(r"/([0-9]{1,18})/([0-9A-Za-z]{1,64})(?:\.([0-9A-Za-z]{1,32}))?")
+
+# The blob description (with its prepared headers) of each recently served file, reused for as
+# long as the link cache hands out the same lookup.
+_blobs: dict[int, tuple[public_links.LinkedFile, BlobInfo]] = {}
+
+MEDIA_TYPES = {
+    "png": "image/png",
+    "gif": "image/gif",
+    "jpeg": "image/jpeg",
+    "jpg": "image/jpeg",
+    "tiff": "image/tiff",
+    "tif": "image/tiff",
+    "webp": "image/webp",
+    "svg": "image/svg+xml",
+    "bmp": "image/bmp",
+}
 
 
-def _media_type(ext: str) -> str:
-    return {
-        "png": "image/png",
-        "gif": "image/gif",
-        "jpeg": "image/jpeg",
-        "jpg": "image/jpeg",
-        "tiff": "image/tiff",
-        "tif": "image/tiff",
-        "webp": "image/webp",
-        "svg": "image/svg+xml",
-        "bmp": "image/bmp",
-    }.get(ext, "application/octet-stream")
+def media_type(ext: str) -> str:
+    """The Content-Type of an image-bed file, from its stored extension."""
+    return MEDIA_TYPES.get(ext, "application/octet-stream")
 
 
-routes = [Route("/{uid}/{name}", direct_link, methods=["GET", "HEAD"])]
+class DirectLinksFirst(Starlette):
+    """The application: direct links are answered before Starlette's middleware and routing
+    see them (they are the hottest path by far); everything else goes the usual way."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            match = _LINK.fullmatch(scope["path"])
+            if match is not None:
+                scope["app"] = self
+                await serve_link(scope, receive, send, *match.groups())
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def serve_link(
+    scope: Scope, receive: Receive, send: Send, uid: str, oss_id: str, ext: str | None
+) -> None:
+    """Answer one direct-link request (``scope["app"]`` is the running application)."""
+    head = scope["method"] == "HEAD"
+    host = ""
+    referer = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+        elif name == b"referer":
+            referer = value.decode("latin-1")
+    try:
+        ctx: Context = scope["app"].state.ctx
+        linked = await public_links.open_link(
+            ctx,
+            user_id=int(uid),
+            oss_id=oss_id,
+            ext=ext or "",
+            path=scope["path"],
+            host=host,
+            referer=referer,
+            query=scope["query_string"].decode("latin-1"),
+        )
+    except public_links.LinkNotFound:
+        await send_plain(send, 404, b"404 Not Found", head)
+        return
+    except public_links.LinkForbidden:
+        await send_plain(send, 403, b"403 Forbidden", head)
+        return
+    except Exception:
+        # The database is unreachable or similar: say so plainly, never with a stack trace.
+        log.exception("direct link %s failed", scope["path"])
+        await send_plain(send, 503, b"503 Service Unavailable", head)
+        return
+    known = _blobs.get(linked.file_id)
+    if known is not None and known[0] is linked:
+        blob = known[1]
+    else:
+        blob = BlobInfo(
+            linked.key, linked.size, linked.etag, linked.modified, media_type(linked.ext)
+        )
+        if len(_blobs) >= 10_000:
+            _blobs.clear()
+        _blobs[linked.file_id] = (linked, blob)
+    traffic = ctx.file_traffic
+    file_id = linked.file_id
+    await send_blob(scope, receive, send, ctx, blob, lambda sent: traffic.add(file_id, sent))
+
+
+async def _no_such_link(request: Request) -> Response:
+    return not_found()
+
+
+# Paths shaped like a link but not matching one (``/a/b``) get the same plain 404.
+routes = [Route("/{uid}/{name}", _no_such_link, methods=["GET", "HEAD"])]

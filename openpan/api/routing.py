@@ -20,7 +20,7 @@ from openpan.db.models import User
 from openpan.errors import OpenpanError, Unauthorized
 from openpan.services import tokens
 from openpan.services.context import Context
-from openpan.services.ratelimit import RateLimiter
+from openpan.services.ratelimit import RateLimiter, SharedRateLimiter
 
 log = logging.getLogger("openpan.api")
 
@@ -34,8 +34,8 @@ def context(request: Request) -> Context:
     return ctx
 
 
-def limiter(request: Request) -> RateLimiter:
-    rate_limiter: RateLimiter = request.app.state.limiter
+def limiter(request: Request) -> RateLimiter | SharedRateLimiter:
+    rate_limiter: RateLimiter | SharedRateLimiter = request.app.state.limiter
     return rate_limiter
 
 
@@ -51,6 +51,16 @@ async def authenticate(request: Request) -> User:
     return user
 
 
+def internal_error(request: Request) -> Response:
+    """The answer to a failure nobody foresaw: logged with its stack, answered with the envelope.
+
+    Caught here rather than left to Starlette, whose error middleware re-raises after answering
+    and so drops the keep-alive connection the client is about to reuse.
+    """
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return failure(1, "服务内部错误 (internal error)")
+
+
 def endpoint(path: str) -> Callable[[Handler], Route]:
     """An authenticated API endpoint at ``path``, answering any method."""
 
@@ -58,11 +68,13 @@ def endpoint(path: str) -> Callable[[Handler], Route]:
         async def run(request: Request) -> Response:
             try:
                 user = await authenticate(request)
-                limiter(request).check(user.client_id, path, user.vip)
+                await limiter(request).check(user.client_id, path, user.vip)
                 params = await read_params(request, context(request).settings.max_body_size)
                 return ok(await handler(request, params, user))
             except OpenpanError as exc:
                 return failure(exc.code, exc.message)
+            except Exception:
+                return internal_error(request)
 
         return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
 
@@ -79,6 +91,8 @@ def public_endpoint(path: str) -> Callable[[PublicHandler], Route]:
                 return ok(await handler(request, params))
             except OpenpanError as exc:
                 return failure(exc.code, exc.message)
+            except Exception:
+                return internal_error(request)
 
         return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
 

@@ -6,7 +6,9 @@ in the body: a presigned URL belongs to the object store, whose clients look at 
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import logging
+
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -14,6 +16,8 @@ from openpan.api.envelope import failure
 from openpan.api.routing import context
 from openpan.errors import NotFound, OpenpanError
 from openpan.services import uploads
+
+log = logging.getLogger("openpan.api")
 
 
 async def put_slice(request: Request) -> Response:
@@ -23,17 +27,26 @@ async def put_slice(request: Request) -> Response:
         number = _int(request.path_params["number"], "sliceNo")
         expires = _int(request.query_params.get("expires", ""), "expires")
         signature = request.query_params.get("signature", "")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > ctx.settings.slice_size:
-            raise OpenpanError(
-                f"slice 分片过大: 最多{ctx.settings.slice_size}字节 (slice too large)"
-            )
-        await uploads.receive_slice(ctx, upload_id, number, expires, signature, request.stream())
+        length = request.headers.get("content-length", "")
+        valid = length.isascii() and length.isdigit() and len(length) < 19
+        declared = int(length) if valid else None
+        await uploads.receive_slice(
+            ctx, upload_id, number, expires, signature, request.stream(), declared
+        )
     except NotFound as exc:
         return failure(exc.code, exc.message, status_code=404)
     except OpenpanError as exc:
         status = 403 if exc.message.startswith(("signature", "expires")) else 400
         return failure(exc.code, exc.message, status_code=status)
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is listening; the slice did not count
+    except Exception:
+        # Not the client's fault: a status an object-store client retries on (a 200 here
+        # would tell it the slice is stored).
+        log.exception(
+            "storing slice %s of upload %s failed", request.path_params["number"], upload_id
+        )
+        return failure(1, "slice 分片保存失败, 请重试 (storage failed, retry)", status_code=503)
     return Response(status_code=200)
 
 

@@ -11,10 +11,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import IntegrityError
 
+from openpan.cli import client_commands
+from openpan.cli.worker import worker as worker_command
 from openpan.db.engine import Database
 from openpan.db.migrate import upgrade
-from openpan.services import users
+from openpan.services import public_url, users
 from openpan.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -22,6 +25,7 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage users (clientID / clientSecret pairs).", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+app.command("worker")(worker_command)
 console = Console()
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts)")]
@@ -42,9 +46,13 @@ async def _open_db(settings: Settings) -> Database:
 
 
 def _print_credentials(
-    settings: Settings, creds: users.Credentials, heading: str, as_json: bool = False
+    settings: Settings,
+    creds: users.Credentials,
+    heading: str,
+    as_json: bool = False,
+    base: str | None = None,
 ) -> None:
-    base = settings.effective_public_url
+    base = base or settings.effective_public_url
     if as_json:
         print(json.dumps(dataclasses.asdict(creds)))
         return
@@ -63,12 +71,22 @@ def _print_credentials(
     )
 
 
+async def _server_url(db: Database, settings: Settings) -> str:
+    """The base URL for printed commands: the configured one, else the one the server
+    recorded when it started (it knows its --port), else the default."""
+    return settings.public_url or await public_url.recorded(db) or settings.effective_public_url
+
+
 async def _bootstrap(settings: Settings) -> None:
     """Migrate, and on an empty database create the first user and show its credentials once."""
     db = await _open_db(settings)
     try:
+        await public_url.remember(db, settings.effective_public_url)
         if await users.count_users(db) == 0:
-            creds = await users.create_user(db, "admin")
+            try:
+                creds = await users.create_user(db, "admin")
+            except IntegrityError:
+                return  # another process sharing the database made it at the same moment
             _print_credentials(settings, creds, "First start: created user 'admin'.")
     finally:
         await db.dispose()
@@ -95,13 +113,18 @@ def serve(
     asyncio.run(_bootstrap(settings))
     console.print(f"openpan listening on http://{settings.host}:{settings.port}", highlight=False)
     console.print(f"public URL: {settings.effective_public_url}", highlight=False)
+    if settings.queue_url:
+        console.print("scale-out mode: API only; background jobs run in `openpan worker`")
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        # Formatting an access line costs every request even when its level is filtered out.
+        access_log=log_level.lower() in ("debug", "info"),
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
 
 
@@ -118,14 +141,15 @@ def user_add(
     """
     settings = _settings(data_dir)
 
-    async def run() -> users.Credentials:
+    async def run() -> tuple[users.Credentials, str]:
         db = await _open_db(settings)
         try:
-            return await users.create_user(db, name, vip=vip)
+            return await users.create_user(db, name, vip=vip), await _server_url(db, settings)
         finally:
             await db.dispose()
 
-    _print_credentials(settings, _run(run()), f"Created user {name!r}.", as_json)
+    creds, base = _run(run())
+    _print_credentials(settings, creds, f"Created user {name!r}.", as_json, base)
 
 
 @user_app.command("list")
@@ -153,7 +177,8 @@ def user_list(data_dir: DataDir = None) -> None:
             user.custom_domain or "",
             user.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
-    console.print(table)
+    # Piped into a file or grep, a table narrowed to 80 columns would cut the clientIDs.
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 @user_app.command("reset-secret")
@@ -164,14 +189,15 @@ def user_reset_secret(name: str, data_dir: DataDir = None, as_json: JsonOut = Fa
     """
     settings = _settings(data_dir)
 
-    async def run() -> users.Credentials:
+    async def run() -> tuple[users.Credentials, str]:
         db = await _open_db(settings)
         try:
-            return await users.reset_secret(db, name)
+            return await users.reset_secret(db, name), await _server_url(db, settings)
         finally:
             await db.dispose()
 
-    _print_credentials(settings, _run(run()), f"New secret for {name!r}.", as_json)
+    creds, base = _run(run())
+    _print_credentials(settings, creds, f"New secret for {name!r}.", as_json, base)
 
 
 @user_app.command("set")
@@ -221,6 +247,33 @@ def user_set(
     console.print(f"Updated user {name!r}.")
 
 
+@user_app.command("callback-secret")
+def user_callback_secret(
+    name: str,
+    reset: Annotated[bool, typer.Option("--reset", help="Make a new secret")] = False,
+    data_dir: DataDir = None,
+    as_json: JsonOut = False,
+) -> None:
+    """Print the key that signs a user's offline-download callbacks (X-Openpan-Signature:
+    sha256=HMAC-SHA256 of the body).
+
+    Example: openpan user callback-secret alice
+    """
+    from openpan.services import callbacks
+
+    settings = _settings(data_dir)
+
+    async def run() -> str:
+        db = await _open_db(settings)
+        try:
+            return await callbacks.callback_secret(db, name, reset=reset)
+        finally:
+            await db.dispose()
+
+    secret = _run(run())
+    print(json.dumps({"name": name, "callback_secret": secret}) if as_json else secret)
+
+
 def _run(coro: Any) -> Any:
     from openpan.errors import OpenpanError
 
@@ -229,3 +282,7 @@ def _run(coro: Any) -> Any:
     except OpenpanError as exc:
         console.print(f"[red]error:[/] {exc.message}")
         raise typer.Exit(1) from exc
+
+
+# The SDK from the shell: login, upload, ls, download, offline, copy, ...
+client_commands.register(app)

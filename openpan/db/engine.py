@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -87,3 +87,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+async def serialize(session: AsyncSession, name: str) -> None:
+    """Make the caller's write transaction wait for any other one that took ``name`` and has
+    not ended, on any process: for rules that count rows and then add some (slot limits).
+
+    PostgreSQL: a transaction advisory lock, released at commit or rollback. SQLite needs
+    nothing: its write transactions run one at a time already.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

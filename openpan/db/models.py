@@ -202,9 +202,15 @@ class CopyFailure(Base):
 
 
 class OfflineTask(Base):
-    """An offline download. status: 0 running, 1 failed, 2 succeeded, 3 retrying."""
+    """An offline download. status: 0 running, 1 failed, 2 succeeded, 3 retrying.
+
+    ``active`` marks a task holding a download slot (its job is queued or running); unfinished
+    tasks without one wait for a slot. ``target_parent_id`` 0 means the space's default
+    directory, resolved when the file is made.
+    """
 
     __tablename__ = "offline_tasks"
+    __table_args__ = (Index("ix_offline_tasks_waiting", "status", "active", "id"),)
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     space: Mapped[str] = mapped_column(String(8))
@@ -220,6 +226,14 @@ class OfflineTask(Base):
     file_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     callback_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The name the origin suggests (Content-Disposition, else the URL path), learnt on first answer.
+    origin_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The bytes received so far, and the origin's validator (ETag or Last-Modified) they belong
+    # to: a resumed download asks for the rest only if the resource is still the same.
+    partial_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    validator: Mapped[str | None] = mapped_column(String(255), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -233,3 +247,17 @@ class DownloadTraffic(Base):
     )
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RateBucket(Base):
+    """A rate-limit token bucket shared by every API process (used on PostgreSQL).
+
+    ``updated`` is the database's clock in epoch seconds, so processes on machines whose clocks
+    differ still agree on how much a bucket has refilled.
+    """
+
+    __tablename__ = "rate_buckets"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float)
+    allowed: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -15,10 +15,10 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
@@ -74,14 +74,37 @@ class InProcessRunner:
     """Workers inside the server process, polling the ``jobs`` table."""
 
     def __init__(
-        self, db: Database, workers: int = 4, poll_interval: float = 1.0, max_attempts: int = 5
+        self,
+        db: Database,
+        workers: int = 4,
+        poll_interval: float = 1.0,
+        max_attempts: int = 5,
+        lanes: dict[str, int] | None = None,
     ) -> None:
+        """``workers`` run every kind of job except those given a lane of their own:
+        ``lanes`` maps a kind to its own number of workers, so long jobs (downloads) never
+        hold up short ones (upload verification), and their count caps that kind's concurrency.
+        """
         self.db = db
         self.workers = workers
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
+        self.lanes = dict(lanes or {})
         self._handlers: dict[str, Handler] = {}
-        self._wake = asyncio.Event()
+        # Idle workers of each lane (None: the shared workers) wait on a future each. A notify
+        # wakes one of them, and a worker that found a job wakes the next, so a burst of jobs
+        # is picked up without every idle worker querying the table at every notify.
+        self._idle: dict[str | None, list[asyncio.Future[None]]] = {None: []}
+        self._idle.update({kind: [] for kind in self.lanes})
+        # A notify that found no worker idle: the next one about to sleep looks again first.
+        self._missed: dict[str | None, bool] = dict.fromkeys(self._idle, False)
+        # When the next queued job of each lane is due (seen at the last look).
+        self._soonest: dict[str | None, datetime | None] = {}
+        # The workers of a lane claim one at a time: claims queue on the write lock anyway, and
+        # a look taken after the previous claim ended never sees that claim's job as free.
+        self._claiming: dict[str | None, asyncio.Lock] = {
+            lane: asyncio.Lock() for lane in self._idle
+        }
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
@@ -89,7 +112,17 @@ class InProcessRunner:
         self._handlers[kind] = handler
 
     def notify(self) -> None:
-        self._wake.set()
+        for lane in self._idle:
+            self._wake_one(lane)
+
+    def _wake_one(self, lane: str | None) -> None:
+        waiters = self._idle[lane]
+        while waiters:
+            waiter = waiters.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._missed[lane] = True
 
     async def start(self) -> None:
         async with self.db.write() as session:
@@ -97,12 +130,14 @@ class InProcessRunner:
                 update(Job).where(Job.status == "running").values(status="queued", locked_at=None)
             )
         self._stopping = False
-        self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
+        self._tasks = [asyncio.create_task(self._worker(None, i == 0)) for i in range(self.workers)]
+        for kind, count in self.lanes.items():
+            self._tasks += [asyncio.create_task(self._worker(kind, i == 0)) for i in range(count)]
 
     async def stop(self) -> None:
         """Stop taking work; a job cut off mid-run is resumed at the next start."""
         self._stopping = True
-        self._wake.set()
+        self.notify()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -110,43 +145,74 @@ class InProcessRunner:
                 await task
         self._tasks = []
 
-    async def _worker(self, number: int) -> None:
+    async def _worker(self, lane: str | None, poller: bool) -> None:
+        """One worker of ``lane``. Only the ``poller`` of a lane looks at the table on its own
+        (every ``poll_interval``, or sooner when a delayed job is due); the others sleep until
+        woken, which costs an idle server nothing."""
+        loop = asyncio.get_running_loop()
+        idle = self._idle[lane]
         while not self._stopping:
+            self._missed[lane] = False
             try:
-                job = await self._claim()
+                async with self._claiming[lane]:
+                    job = await self._claim(lane)
             except Exception:  # the database was briefly unavailable; try again shortly
                 log.exception("claiming a job failed")
                 job = None
             if job is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                if self._missed[lane]:
+                    continue
+                waiter: asyncio.Future[None] = loop.create_future()
+                idle.append(waiter)
+                # Sleep until the next poll, or until a job waiting out a short delay is due.
+                timeout = self.poll_interval if poller else 60 * self.poll_interval
+                soonest = self._soonest.get(lane)
+                if poller and soonest is not None:
+                    timeout = min(timeout, max(0.01, (soonest - utcnow()).total_seconds()))
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waiter, timeout)
+                finally:
+                    if waiter in idle:
+                        idle.remove(waiter)
                 continue
+            self._wake_one(lane)  # there may be more: another idle worker looks
             await self._run(job)
 
-    async def _claim(self) -> Job | None:
-        kinds = list(self._handlers)
+    async def _claim(self, lane: str | None) -> Job | None:
+        if lane is not None:
+            kinds = [lane] if lane in self._handlers else []
+        else:
+            kinds = [kind for kind in self._handlers if kind not in self.lanes]
         if not kinds:
             return None
+        # Look before taking the write lock: idle workers poll, and must not queue up behind
+        # (or in front of) the writes of requests when there is nothing to claim.
+        async with self.db.read() as session:
+            soonest = await session.scalar(
+                select(func.min(Job.run_after)).where(Job.status == "queued", Job.kind.in_(kinds))
+            )
+        self._soonest[lane] = soonest
+        if soonest is None or soonest > utcnow():
+            return None
+        # One statement: the oldest due job becomes ours, or none does. The status condition
+        # (and, on PostgreSQL, SKIP LOCKED) keeps two workers from taking the same one.
+        oldest_due = (
+            select(Job.id)
+            .where(Job.status == "queued", Job.run_after <= utcnow(), Job.kind.in_(kinds))
+            .order_by(Job.run_after, Job.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         async with self.db.write() as session:
-            candidates = (
-                await session.scalars(
-                    select(Job)
-                    .where(Job.status == "queued", Job.run_after <= utcnow(), Job.kind.in_(kinds))
-                    .order_by(Job.run_after, Job.id)
-                    .limit(5)
-                )
-            ).all()
-            for job in candidates:
-                claimed = await session.execute(
-                    update(Job)
-                    .where(Job.id == job.id, Job.status == "queued")
-                    .values(status="running", locked_at=utcnow(), attempts=Job.attempts + 1)
-                )
-                if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                    await session.refresh(job)
-                    return job
-        return None
+            claimed = await session.scalars(
+                update(Job)
+                .where(Job.id == oldest_due, Job.status == "queued")
+                .values(status="running", locked_at=utcnow(), attempts=Job.attempts + 1)
+                .returning(Job)
+            )
+            return claimed.one_or_none()
 
     async def _run(self, job: Job) -> None:
         handler = self._handlers[job.kind]
@@ -177,4 +243,4 @@ class InProcessRunner:
                 )
             )
         if status == "queued":
-            self._wake.set()
+            self.notify()

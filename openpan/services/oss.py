@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -118,7 +118,8 @@ async def list_dir(
         if start is not None:
             query = query.where(File.created_at >= start)
         if end is not None:
-            query = query.where(File.created_at <= end)
+            # endTime names a whole second: a file made during that second is in it.
+            query = query.where(File.created_at < end + timedelta(seconds=1))
         rows = list((await session.scalars(query.order_by(File.oss_id).limit(limit + 1))).all())
         page = rows[:limit]
         more = len(rows) > limit

@@ -34,7 +34,11 @@ async def issue_token(ctx: Context, client_id: str, client_secret: str) -> tuple
     now = utcnow()
     expires = now + timedelta(days=ctx.settings.token_ttl_days)
     async with ctx.db.write() as session:
-        user = await session.scalar(select(User).where(User.client_id == client_id))
+        # The user's row is locked so that logins racing on several processes retire tokens
+        # one after another (locking only the live tokens would miss those being issued).
+        user = await session.scalar(
+            select(User).where(User.client_id == client_id).with_for_update()
+        )
         if user is None or not secret_matches(client_secret, user.secret_hash):
             raise OpenpanError("clientID或clientSecret错误 (wrong clientID or clientSecret)")
         live = (
@@ -77,11 +81,16 @@ async def authenticate(ctx: Context, authorization: str | None) -> User:
             token.strip(),
             ctx.signing_key,
             algorithms=["HS256"],
-            options={"require": ["exp", "jti", "sub"], "verify_exp": False},
+            # Times follow openpan's clock (OPENPAN_CLOCK_OFFSET), not PyJWT's: see below.
+            options={"require": ["exp", "jti", "sub"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError as exc:
         raise Unauthorized("access_token无效 (invalid token)") from exc
-    if int(claims["exp"]) <= epoch(utcnow()):
+    # exp is checked here rather than by PyJWT so that it follows openpan's clock.
+    exp = claims["exp"]
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise Unauthorized("access_token无效 (invalid token)")
+    if exp <= epoch(utcnow()):
         raise Unauthorized("access_token已过期 (token expired)")
     async with ctx.db.read() as session:
         row = await session.get(AccessToken, str(claims["jti"]))

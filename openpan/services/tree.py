@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.db.models import File
-from openpan.services import blobs
+from openpan.services import blobs, public_links
 
 ROOT = 0
 MAX_DEPTH = 64
@@ -102,6 +102,7 @@ async def delete_entries(session: AsyncSession, entries: list[File]) -> list[str
             doomed.update(await descendant_ids(session, entry.user_id, entry.space, entry.id))
     keys: list[str] = []
     ids = sorted(doomed)
+    public_links.files_removed(session, ids)
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         blob_ids = (

@@ -8,23 +8,27 @@ blob exists) and only then commits the row that makes the file visible.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan import ids
 from openpan.clock import epoch, utcnow
-from openpan.db.models import SPACE_OSS, File, UploadSession, User
+from openpan.db.models import SPACE_DISK, SPACE_OSS, File, UploadSession, User
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
-from openpan.services import blobs, links, tree
+from openpan.services import blobs, disk, links, tree
 from openpan.services.context import Context
 from openpan.services.names import extension
 from openpan.storage import PartInfo, PartSizeError, StorageError
@@ -32,6 +36,10 @@ from openpan.storage import PartInfo, PartSizeError, StorageError
 log = logging.getLogger("openpan.uploads")
 
 FINISH_JOB = "upload.finish"
+# Seconds before the job behind a synchronous completion runs (a no-op unless the request died).
+FINISH_BACKUP_DELAY = 60.0
+# How long past its deadline a session still being verified is left to its job.
+VERIFYING_GRACE = timedelta(hours=1)
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 # What to do when the name is taken at completion (cloud disk ``duplicate``).
@@ -57,7 +65,7 @@ class Completion:
 
 
 def check_etag(etag: str) -> str:
-    if not _MD5.match(etag):
+    if not _MD5.fullmatch(etag):
         raise FieldError("etag", "必须是32位十六进制的md5 (must be a 32-character hex md5)")
     return etag.lower()
 
@@ -87,16 +95,24 @@ async def create(
     etag = check_etag(etag)
     slice_size = ctx.settings.slice_size
     async with ctx.db.write() as session:
+        # Checked again here: the directory may have been deleted since the caller looked it up.
+        if parent_id != tree.ROOT:
+            parent = await tree.get(session, user.id, space, parent_id)
+            if parent is None or not parent.is_dir:
+                raise NotFound("parentFileID 目录不存在 (no such directory)")
         existing = await tree.name_taken(session, user.id, space, parent_id, name)
         if existing is not None and duplicate == DUPLICATE_ERROR:
             raise OpenpanError(f"filename 该目录下已存在同名文件: {name} (name already exists)")
         blob = await blobs.acquire(session, etag, size)
         if blob is not None:
+            if space == SPACE_DISK:  # the file appears now: its size counts at once
+                await disk.check_space_locked(session, ctx, user, size)
             final_name, doomed = await _claim_name(session, user, space, parent_id, name, duplicate)
+            # Overwrite: the old entry goes first, or the new one would clash with its name.
+            keys = await tree.delete_entries(session, doomed)
             file = _new_file(user, space, parent_id, final_name, etag, size, blob.id)
             session.add(file)
             await session.flush()
-            keys = await tree.delete_entries(session, doomed)
         else:
             now = utcnow()
             upload = UploadSession(
@@ -195,7 +211,7 @@ async def upload_url(
             "sliceNo", f"超出范围: 该文件共{count}个分片 (the file has {count} slices)"
         )
     expires_in = ctx.settings.presign_ttl
-    url = ctx.store.presign_part(upload.id, number, expires_in)
+    url = await ctx.store.presign_part(upload.id, number, expires_in)
     if url is None:
         expires = epoch(utcnow()) + expires_in
         url = links.presigned_slice_url(ctx.settings, ctx.signing_key, upload.id, number, expires)
@@ -216,8 +232,12 @@ async def receive_slice(
     expires: int,
     signature: str,
     body: AsyncIterator[bytes],
+    declared_size: int | None = None,
 ) -> PartInfo:
-    """Store a slice PUT to a presigned URL (no token: the signature is the authority)."""
+    """Store a slice PUT to a presigned URL (no token: the signature is the authority).
+
+    ``declared_size`` (the Content-Length) lets a slice of the wrong size be refused unread.
+    """
     if not links.slice_signature_ok(ctx.signing_key, upload_id, number, expires, signature):
         raise OpenpanError("signature 签名无效 (bad signature)")
     if expires < epoch(utcnow()):
@@ -228,10 +248,23 @@ async def receive_slice(
         raise NotFound("preuploadID 上传任务不存在或已过期 (no such upload)")
     _check_open(upload)
     offset, size = part_span(upload, number)
+    if declared_size is not None and declared_size != size:
+        raise OpenpanError(
+            f"slice 分片大小错误: 分片{number}应为{size}字节 (slice {number} must be {size} bytes)"
+        )
     try:
         return await ctx.store.write_part(upload.id, number, offset, size, body)
     except PartSizeError as exc:
         raise OpenpanError(f"slice 分片大小错误: {exc}") from exc
+    except StorageError:
+        # The upload was completed or expired while this slice came in: say so. Anything else
+        # is the store's fault and goes up as it is.
+        async with ctx.db.read() as session:
+            now = await session.get(UploadSession, upload_id)
+        if now is None:
+            raise NotFound("preuploadID 上传任务不存在或已过期 (no such upload)") from None
+        _check_open(now)
+        raise
 
 
 async def list_parts(ctx: Context, user: User, upload_id: str, space: str) -> list[PartInfo]:
@@ -263,8 +296,12 @@ async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Comp
         if started.rowcount != 1:  # type: ignore[attr-defined]
             # A parallel complete got here first; answer as it will.
             return Completion(completed=False, is_async=True, file=None)
-        if upload.size > ctx.settings.sync_complete_max:
-            enqueue(session, FINISH_JOB, {"upload_id": upload.id})
+        # Small uploads are verified in this request; their job is the safety net that finishes
+        # one if this process dies first, and waits long enough not to race the request.
+        large = upload.size > ctx.settings.sync_complete_max
+        enqueue(
+            session, FINISH_JOB, {"upload_id": upload.id}, delay=0 if large else FINISH_BACKUP_DELAY
+        )
     if upload.size > ctx.settings.sync_complete_max:
         ctx.jobs.notify()
         return Completion(completed=False, is_async=True, file=None)
@@ -293,6 +330,19 @@ def _blob_key(upload: UploadSession) -> str:
 
 async def finish(ctx: Context, upload_id: str) -> None:
     """Verify and commit an upload in state ``verifying``; idempotent, so a job may re-run it."""
+    # One finish per upload at a time in this process: the request completing a small upload
+    # and the job behind it must not both assemble it.
+    lock = _finishing.get(upload_id)
+    if lock is None:
+        lock = _finishing[upload_id] = asyncio.Lock()
+    async with lock:
+        await _finish(ctx, upload_id)
+
+
+_finishing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+async def _finish(ctx: Context, upload_id: str) -> None:
     async with ctx.db.read() as session:
         upload = await session.get(UploadSession, upload_id)
     if upload is None or upload.status != "verifying":
@@ -320,8 +370,9 @@ async def finish(ctx: Context, upload_id: str) -> None:
                     return
                 await ctx.store.commit_upload(upload.id, key)
         except StorageError as exc:
-            await _fail(ctx, upload, f"上传失败: {exc}")
-            return
+            if not await ctx.store.exists(key):  # else another process finished it meanwhile
+                await _fail(ctx, upload, f"上传失败, 请重新上传 (upload failed: {exc})")
+                return
     try:
         async with ctx.db.write() as session:
             current = await session.get(UploadSession, upload_id)
@@ -347,9 +398,14 @@ async def finish(ctx: Context, upload_id: str) -> None:
                 current.size,
                 blob.id,
             )
+            doomed_keys = await tree.delete_entries(session, doomed)  # before the new name
             session.add(file)
-            await session.flush()
-            doomed_keys = await tree.delete_entries(session, doomed)
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # the name was taken a moment ago
+                raise OpenpanError(
+                    f"filename 该目录下已存在同名文件: {current.name} (name already exists)"
+                ) from exc
             current.status = "done"
             current.file_id = file.id
     except OpenpanError as exc:
@@ -362,14 +418,51 @@ async def finish(ctx: Context, upload_id: str) -> None:
         await ctx.store.delete(doomed_key)
 
 
+async def adopt_file(
+    ctx: Context,
+    user: User,
+    space: str,
+    parent_id: int,
+    name: str,
+    path: Path,
+    md5: str,
+    size: int,
+    duplicate: int = DUPLICATE_ERROR,
+) -> File:
+    """Make a complete, already hashed local file (``path``, consumed) a file of ``user``.
+
+    Used by one-step uploads. Same order as ``finish``: the bytes become durable first, then the
+    row that makes the file visible is committed; identical stored bytes win over the new copy.
+    """
+    key = blobs.new_key(md5, size)
+    await ctx.store.put_file(key, path)
+    try:
+        async with ctx.db.write() as session:
+            blob, stored = await blobs.register(session, md5, size, key)
+            final_name, doomed = await _claim_name(session, user, space, parent_id, name, duplicate)
+            doomed_keys = await tree.delete_entries(session, doomed)  # before the new name
+            file = _new_file(user, space, parent_id, final_name, md5, size, blob.id)
+            session.add(file)
+            await session.flush()
+    except BaseException:
+        await ctx.store.delete(key)
+        raise
+    if not stored:
+        await ctx.store.delete(key)
+    for doomed_key in doomed_keys:
+        await ctx.store.delete(doomed_key)
+    return file
+
+
 async def _fail(ctx: Context, upload: UploadSession, reason: str) -> None:
     async with ctx.db.write() as session:
-        await session.execute(
+        failed = await session.execute(
             update(UploadSession)
-            .where(UploadSession.id == upload.id)
+            .where(UploadSession.id == upload.id, UploadSession.status == "verifying")
             .values(status="failed", error=reason)
         )
-    await ctx.store.abort_upload(upload.id)
+    if failed.rowcount == 1:  # type: ignore[attr-defined]
+        await ctx.store.abort_upload(upload.id)
 
 
 async def finish_job(ctx: Context, payload: dict[str, object]) -> None:
@@ -379,11 +472,19 @@ async def finish_job(ctx: Context, payload: dict[str, object]) -> None:
 async def expire_sessions(ctx: Context) -> int:
     """Remove upload sessions past their deadline, and slices no session owns. Returns the count."""
     now = utcnow()
+    # Listed before the sessions are read: an upload's slices appear only after its session
+    # is committed, so one being created now is never taken for an orphan.
+    stored = await ctx.store.list_uploads()
     async with ctx.db.read() as session:
         expired = (
             await session.scalars(
                 select(UploadSession.id).where(
-                    UploadSession.expires_at <= now, UploadSession.status != "verifying"
+                    UploadSession.expires_at <= now,
+                    # One being verified gets a grace period; after it, its job has given up.
+                    or_(
+                        UploadSession.status != "verifying",
+                        UploadSession.expires_at <= now - VERIFYING_GRACE,
+                    ),
                 )
             )
         ).all()
@@ -393,7 +494,7 @@ async def expire_sessions(ctx: Context) -> int:
         await ctx.store.abort_upload(upload_id)
     async with ctx.db.read() as session:
         known = set((await session.scalars(select(UploadSession.id))).all())
-    for upload_id in await ctx.store.list_uploads():
+    for upload_id in stored:
         if upload_id not in known:
             await ctx.store.abort_upload(upload_id)
     return len(expired)

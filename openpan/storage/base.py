@@ -72,9 +72,26 @@ class BlobStore(Protocol):
         """Prepare to receive the parts of an upload of ``size`` bytes."""
         ...
 
-    def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
+    async def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
         """A URL at which the client PUTs part ``number`` directly, or ``None`` when openpan
         receives the part itself (the local backend)."""
+        ...
+
+    def presign_get(
+        self,
+        key: str,
+        expires_in: int,
+        *,
+        media_type: str | None = None,
+        download_name: str | None = None,
+        cache_control: str | None = None,
+    ) -> str | None:
+        """A short-lived URL at which a client GETs the blob from the store itself, with these
+        response headers; ``None`` when the store cannot hand out such URLs (local backend)."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ``StorageError`` unless the store is usable now (readiness probes)."""
         ...
 
     async def write_part(

@@ -20,15 +20,17 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
 
 from openpan.storage.base import Assembled, PartInfo, PartSizeError, StorageError
+from openpan.storage.running_md5 import RunningMd5
 
 # Bytes gathered before one write (a thread hop per network chunk would cost more than the write).
-WRITE_BUFFER = 1024 * 1024
+WRITE_BUFFER = 4 * 1024 * 1024
 READ_CHUNK = 256 * 1024
 
 
@@ -44,6 +46,11 @@ class LocalStore:
             folder.mkdir(parents=True, exist_ok=True)
         # One writer per part at a time in this process, so a re-sent part never interleaves.
         self._part_locks: dict[tuple[str, int], asyncio.Lock] = {}
+        # Uploads being assembled. A slice re-sent now would change bytes already hashed, and
+        # after the rename into blobs/ it would change a verified blob other files share.
+        self._sealed: set[str] = set()
+        # The md5 of each upload, computed while its slices arrive (see running_md5).
+        self._md5s = RunningMd5()
 
     # Blobs ---------------------------------------------------------------------------------
 
@@ -82,7 +89,8 @@ class LocalStore:
 
     async def put_file(self, key: str, path: Path) -> None:
         target = self._blob_path(key)
-        await anyio.to_thread.run_sync(_durable_rename, path, target)
+        with _storage_errors():
+            await anyio.to_thread.run_sync(_durable_rename, path, target)
 
     # Multipart uploads ---------------------------------------------------------------------
 
@@ -94,15 +102,32 @@ class LocalStore:
 
     async def start_upload(self, upload_id: str, size: int, part_size: int) -> None:
         folder = self._upload_dir(upload_id)
-        (folder / "parts").mkdir(parents=True, exist_ok=True)
         data = folder / "data"
-        if not data.exists():
-            # Sparse: allocates nothing until parts arrive.
-            with open(data, "wb") as handle:
-                handle.truncate(size)
+        with _storage_errors():
+            (folder / "parts").mkdir(parents=True, exist_ok=True)
+            if not data.exists():
+                # Sparse: allocates nothing until parts arrive.
+                with open(data, "wb") as handle:
+                    handle.truncate(size)
+        self._md5s.begin(upload_id, size, part_size)
 
-    def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
+    async def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
         return None
+
+    def presign_get(
+        self,
+        key: str,
+        expires_in: int,
+        *,
+        media_type: str | None = None,
+        download_name: str | None = None,
+        cache_control: str | None = None,
+    ) -> str | None:
+        return None
+
+    async def check(self) -> None:
+        if not os.access(self.blobs, os.W_OK) or not os.access(self.uploads, os.W_OK):
+            raise StorageError(f"blob directory {self.root} is not writable")
 
     async def write_part(
         self, upload_id: str, number: int, offset: int, size: int, body: AsyncIterator[bytes]
@@ -113,11 +138,18 @@ class LocalStore:
             raise StorageError("upload not started")
         lock = self._part_locks.setdefault((upload_id, number), asyncio.Lock())
         async with lock:
-            return await self._write_part(folder, data, number, offset, size, body)
+            if upload_id in self._sealed:
+                raise StorageError("upload is being completed")
+            with _storage_errors():
+                part = await self._write_part(folder, data, number, offset, size, body)
+            self._md5s.part_written(upload_id, folder)
+            return part
 
     def _forget_locks(self, upload_id: str) -> None:
         for key in [k for k in self._part_locks if k[0] == upload_id]:
             del self._part_locks[key]
+        self._sealed.discard(upload_id)
+        self._md5s.forget(upload_id)
 
     async def _write_part(
         self,
@@ -136,22 +168,25 @@ class LocalStore:
         written = 0
         fd = os.open(data, os.O_WRONLY)
         try:
-            buffer = bytearray()
+            # The network's chunks are written as they are (one pwritev), never joined first.
+            pending: list[bytes] = []
+            buffered = 0
             async for chunk in body:
-                if written + len(buffer) + len(chunk) > size:
+                if written + buffered + len(chunk) > size:
                     raise PartSizeError(f"slice is larger than {size} bytes")
-                buffer += chunk
-                if len(buffer) >= WRITE_BUFFER:
+                pending.append(chunk)
+                buffered += len(chunk)
+                if buffered >= WRITE_BUFFER:
                     await anyio.to_thread.run_sync(
-                        _write_and_hash, fd, bytes(buffer), offset + written, hasher
+                        _write_and_hash, fd, pending, offset + written, hasher
                     )
-                    written += len(buffer)
-                    buffer.clear()
-            if buffer:
+                    written += buffered
+                    pending, buffered = [], 0
+            if pending:
                 await anyio.to_thread.run_sync(
-                    _write_and_hash, fd, bytes(buffer), offset + written, hasher
+                    _write_and_hash, fd, pending, offset + written, hasher
                 )
-                written += len(buffer)
+                written += buffered
         finally:
             os.close(fd)
         if written != size:
@@ -172,17 +207,27 @@ class LocalStore:
         return found
 
     async def assemble(self, upload_id: str, part_count: int) -> Assembled:
+        self._sealed.add(upload_id)
+        # Slices still being written finish first, so the hash covers the bytes that stay.
+        for lock in [lock for key, lock in self._part_locks.items() if key[0] == upload_id]:
+            async with lock:
+                pass
         parts = {p.number for p in await self.list_parts(upload_id)}
         missing = [n for n in range(1, part_count + 1) if n not in parts]
         if missing:
             raise StorageError(f"slices missing: {missing[:10]}")
-        data = self._upload_dir(upload_id) / "data"
-        md5, size = await anyio.to_thread.run_sync(_hash_file, data)
+        folder = self._upload_dir(upload_id)
+        with _storage_errors():
+            # Usually hashed already while the slices came in; otherwise hash it now.
+            hashed = await self._md5s.finish(upload_id, folder)
+            md5, size = hashed or await anyio.to_thread.run_sync(_hash_file, folder / "data")
         return Assembled(md5=md5, size=size)
 
     async def commit_upload(self, upload_id: str, key: str) -> None:
         folder = self._upload_dir(upload_id)
-        await anyio.to_thread.run_sync(_durable_rename, folder / "data", self._blob_path(key))
+        target = self._blob_path(key)
+        with _storage_errors():
+            await anyio.to_thread.run_sync(_durable_rename, folder / "data", target)
         shutil.rmtree(folder, ignore_errors=True)
         self._forget_locks(upload_id)
 
@@ -204,13 +249,28 @@ class LocalStore:
                 continue
 
 
-def _write_and_hash(fd: int, data: bytes, offset: int, hasher: hashlib._Hash) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view = view[n:]
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """The operating system's failures (full disk, permissions, a file in the way) as the
+    interface's ``StorageError``, without local paths, which are no business of a client."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(exc.strerror or type(exc).__name__) from exc
+
+
+def _write_and_hash(fd: int, chunks: list[bytes], offset: int, hasher: hashlib._Hash) -> None:
+    views = [memoryview(c) for c in chunks]
+    while views:
+        n = os.pwritev(fd, views[:512], offset)  # within IOV_MAX
         offset += n
-    hasher.update(data)
+        while views and n >= len(views[0]):
+            n -= len(views[0])
+            views.pop(0)
+        if views and n:
+            views[0] = views[0][n:]
+    for chunk in chunks:
+        hasher.update(chunk)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

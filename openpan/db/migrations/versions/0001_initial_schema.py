@@ -62,6 +62,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_meta")),
     )
     op.create_table(
+        "rate_buckets",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("updated", sa.Float(), nullable=False),
+        sa.Column("allowed", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_rate_buckets")),
+    )
+    op.create_table(
         "users",
         sa.Column(
             "id",
@@ -202,6 +210,11 @@ def upgrade() -> None:
         sa.Column("file_id", sa.BigInteger(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("callback_done", sa.Boolean(), nullable=False),
+        sa.Column("callback_attempts", sa.Integer(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("origin_name", sa.String(length=255), nullable=True),
+        sa.Column("partial_path", sa.Text(), nullable=True),
+        sa.Column("validator", sa.String(length=255), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -214,6 +227,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("offline_tasks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_offline_tasks_user_id"), ["user_id"], unique=False)
+        batch_op.create_index("ix_offline_tasks_waiting", ["status", "active", "id"], unique=False)
 
     op.create_table(
         "upload_sessions",
@@ -284,6 +298,7 @@ def downgrade() -> None:
 
     op.drop_table("upload_sessions")
     with op.batch_alter_table("offline_tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_offline_tasks_waiting")
         batch_op.drop_index(batch_op.f("ix_offline_tasks_user_id"))
 
     op.drop_table("offline_tasks")
@@ -308,6 +323,7 @@ def downgrade() -> None:
 
     op.drop_table("access_tokens")
     op.drop_table("users")
+    op.drop_table("rate_buckets")
     op.drop_table("meta")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_status"))

@@ -1,0 +1,222 @@
+"""Cloud-disk uploads: V1 (``/upload/v1/file/*``, slices PUT to presigned URLs) and V2
+(``/upload/v2/file/*``, slices POSTed as forms with the token to the upload server, and the
+one-step upload). The upload server V2 hands out is openpan itself (its public URL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from openpan.api import multipart
+from openpan.api.disk import dir_id
+from openpan.api.envelope import failure, ok
+from openpan.api.params import Params
+from openpan.api.routing import (
+    ALL_METHODS,
+    authenticate,
+    context,
+    endpoint,
+    internal_error,
+    limiter,
+)
+from openpan.db.models import SPACE_DISK, User
+from openpan.errors import FieldError, OpenpanError, StillVerifying
+from openpan.services import disk, disk_uploads, uploads
+
+FormHandler = Callable[[Request, multipart.Received, User], Awaitable[Any]]
+
+
+def form_endpoint(
+    path: str, file_limits: Callable[[Request], dict[str, int]]
+) -> Callable[[FormHandler], Route]:
+    """An authenticated endpoint whose body is a multipart form carrying a file, streamed to
+    disk (``file_limits`` names the file parts and their most bytes). Files the handler did not
+    take over are removed afterwards."""
+
+    def wrap(handler: FormHandler) -> Route:
+        async def run(request: Request) -> Response:
+            try:
+                user = await authenticate(request)
+                await limiter(request).check(user.client_id, path, user.vip)
+                ctx = context(request)
+                form = await multipart.receive(request, ctx.store.temp_path, file_limits(request))
+                try:
+                    return ok(await handler(request, form, user))
+                finally:
+                    form.discard()
+            except OpenpanError as exc:
+                return failure(exc.code, exc.message)
+            except Exception:
+                return internal_error(request)
+
+        return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
+
+    return wrap
+
+
+def _create_fields(params: Params) -> tuple[int, str, str, int, int, bool]:
+    parent = dir_id(params, "parentFileID", "parentFileId")
+    filename = params.string("filename", "fileName", max_len=4096)
+    etag = params.string("etag", max_len=64)
+    size = params.integer("size", minimum=0, maximum=disk.MAX_FILE_SIZE)
+    duplicate = params.integer("duplicate", required=False, default=0, minimum=0, maximum=2)
+    contain_dir = params.boolean("containDir")
+    return parent, filename, etag, size, duplicate, contain_dir
+
+
+async def _create(request: Request, params: Params, user: User, version: int) -> dict[str, Any]:
+    ctx = context(request)
+    parent, filename, etag, size, duplicate, contain_dir = _create_fields(params)
+    created = await disk_uploads.create(
+        ctx, user, parent, filename, etag, size, duplicate, contain_dir, version
+    )
+    if created.file is not None:
+        answer: dict[str, Any] = {
+            "fileID": created.file.id,
+            "reuse": True,
+            "preuploadID": "",
+            "sliceSize": created.slice_size,
+        }
+    else:
+        assert created.session is not None
+        answer = {
+            "fileID": 0,
+            "reuse": False,
+            "preuploadID": created.session.id,
+            "sliceSize": created.slice_size,
+        }
+    if version == 2:
+        answer["servers"] = [ctx.settings.effective_public_url]
+    return answer
+
+
+def _preupload_id(params: Params) -> str:
+    return params.string("preuploadID", max_len=256, allow_empty=False)
+
+
+@endpoint("/upload/v1/file/create")
+async def create_v1(request: Request, params: Params, user: User) -> dict[str, Any]:
+    return await _create(request, params, user, 1)
+
+
+@endpoint("/upload/v1/file/get_upload_url")
+async def get_upload_url(request: Request, params: Params, user: User) -> dict[str, Any]:
+    ctx = context(request)
+    upload_id = _preupload_id(params)
+    number = params.integer("sliceNo", minimum=1, maximum=100_000)
+    url, several = await uploads.upload_url(ctx, user, upload_id, number, SPACE_DISK)
+    return {"presignedURL": url, "isMultipart": several}
+
+
+@endpoint("/upload/v1/file/list_upload_parts")
+async def list_upload_parts(request: Request, params: Params, user: User) -> dict[str, Any]:
+    ctx = context(request)
+    parts = await uploads.list_parts(ctx, user, _preupload_id(params), SPACE_DISK)
+    return {"parts": [{"partNumber": str(p.number), "size": p.size, "etag": p.md5} for p in parts]}
+
+
+@endpoint("/upload/v1/file/upload_complete")
+async def upload_complete(request: Request, params: Params, user: User) -> dict[str, Any]:
+    ctx = context(request)
+    done = await uploads.complete(ctx, user, _preupload_id(params), SPACE_DISK)
+    return {
+        "async": done.is_async,
+        "completed": done.completed,
+        "fileID": done.file.id if done.file else 0,
+    }
+
+
+@endpoint("/upload/v1/file/upload_async_result")
+async def upload_async_result(request: Request, params: Params, user: User) -> dict[str, Any]:
+    ctx = context(request)
+    done = await uploads.result(ctx, user, _preupload_id(params), SPACE_DISK)
+    return {"completed": done.completed, "fileID": done.file.id if done.file else 0}
+
+
+@endpoint("/upload/v2/file/create")
+async def create_v2(request: Request, params: Params, user: User) -> dict[str, Any]:
+    return await _create(request, params, user, 2)
+
+
+@endpoint("/upload/v2/file/domain")
+async def domain(request: Request, params: Params, user: User) -> list[str]:
+    return [context(request).settings.effective_public_url]
+
+
+def _slice_limits(request: Request) -> dict[str, int]:
+    return {"slice": context(request).settings.slice_size}
+
+
+def _received(form: multipart.Received, name: str) -> multipart.ReceivedFile:
+    received = form.files.get(name)
+    if received is None:
+        raise FieldError(name, "不能为空: 需要文件内容 (required: the file part)")
+    return received
+
+
+@form_endpoint("/upload/v2/file/slice", _slice_limits)
+async def upload_slice(request: Request, form: multipart.Received, user: User) -> None:
+    params = form.params
+    upload_id = _preupload_id(params)
+    number = params.integer("sliceNo", minimum=1, maximum=100_000)
+    slice_md5 = params.string("sliceMD5", max_len=64)
+    part = _received(form, "slice")
+    await disk_uploads.receive_slice(
+        context(request), user, upload_id, number, slice_md5, part.path, part.size, part.md5
+    )
+
+
+@endpoint("/upload/v2/file/upload_complete")
+async def upload_complete_v2(request: Request, params: Params, user: User) -> dict[str, Any]:
+    file = await disk_uploads.complete_v2(context(request), user, _preupload_id(params))
+    if file is None:
+        raise StillVerifying(
+            "文件校验中, 请1秒后再次调用此接口 (still verifying; ask again in a second)"
+        )
+    return {"completed": True, "fileID": file.id}
+
+
+def _single_limits(request: Request) -> dict[str, int]:
+    return {"file": disk_uploads.SINGLE_MAX}
+
+
+@form_endpoint("/upload/v2/file/single/create", _single_limits)
+async def single_create(request: Request, form: multipart.Received, user: User) -> dict[str, Any]:
+    params = form.params
+    parent, filename, etag, size, duplicate, contain_dir = _create_fields(params)
+    if size > disk_uploads.SINGLE_MAX:
+        raise FieldError("size", f"单步上传最大{disk_uploads.SINGLE_MAX}字节 (at most 1 GB)")
+    part = _received(form, "file")
+    file = await disk_uploads.single(
+        context(request),
+        user,
+        parent,
+        filename,
+        etag,
+        size,
+        duplicate,
+        contain_dir,
+        part.path,
+        part.md5,
+        part.size,
+    )
+    return {"fileID": file.id, "completed": True}
+
+
+routes = [
+    create_v1,
+    get_upload_url,
+    list_upload_parts,
+    upload_complete,
+    upload_async_result,
+    create_v2,
+    domain,
+    upload_slice,
+    upload_complete_v2,
+    single_create,
+]

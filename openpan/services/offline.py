@@ -1,0 +1,1071 @@
+"""Offline downloads (离线下载): a URL fetched in the background into the cloud disk or image bed.
+
+A task is a row in ``offline_tasks``. Creating one checks everything that can be checked at once
+(URL, name, target directory), so bad input is an error now rather than a task failing later.
+
+Slots: at most ``offline_max_active`` tasks download at once, and at most
+``offline_max_active_per_user`` of one user; a task holds a slot (``active``) from the moment its
+job is queued until it ends, and the transaction that ends a task hands the freed slot to the
+oldest waiting task. So tasks beyond the limits queue in the database, not in memory, and
+nothing polls for a slot.
+
+A download streams into a temporary file while it is hashed (md5, the etag), one batch written
+in a worker thread while the next is received, so memory stays flat whatever the size. Progress
+is written at most every ``offline_progress_interval`` seconds, after the bytes it reports are
+on disk: a download cut off (a lost connection, a restart) resumes from there with ``Range``
+when the origin still serves the same resource. Transient failures (connection lost, timeout,
+5xx, 429) are retried with backoff, status 3 meanwhile; permanent ones (404, 403, too large,
+not an image, too many redirects, a refused address) fail at once with a reason a person can
+read. The finished file becomes a blob (no copy if identical bytes are stored already) and then
+a file row, in that order, so a crash never shows a file whose bytes are missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.message
+import hashlib
+import logging
+import os
+import random
+import threading
+import time
+import unicodedata
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+import anyio
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from openpan import ids
+from openpan.clock import utcnow
+from openpan.db.engine import serialize
+from openpan.db.models import SPACE_DISK, SPACE_OSS, File, OfflineTask, User
+from openpan.errors import FieldError, NotFound, OpenpanError
+from openpan.jobs.runner import Retry, enqueue
+from openpan.services import blobs, callbacks, disk, oss, tree
+from openpan.services.context import Context
+from openpan.services.fetch_guard import DestinationRefused, allowlist_from, check_literal
+from openpan.services.fetch_guard import guarded_client as _guarded_client
+from openpan.services.images import SNIFF_BYTES, sniff_image
+from openpan.services.names import (
+    FORBIDDEN,
+    IMAGE_EXTENSIONS,
+    MAX_NAME,
+    check_image_name,
+    check_name,
+    extension,
+)
+from openpan.settings import Settings
+from openpan.storage import StorageError
+
+log = logging.getLogger("openpan.offline")
+
+DOWNLOAD_JOB = "offline.download"
+DEFAULT_DIR = "来自:离线下载"
+MAX_URL = 4096
+
+RUNNING, FAILED, SUCCEEDED, RETRYING = 0, 1, 2, 3
+UNFINISHED = (RUNNING, RETRYING)
+
+# Bytes gathered from the network before one write: a thread hop per 64 KiB read would cost
+# more than the write itself.
+BATCH = 1024 * 1024
+MAX_BACKOFF = 300.0
+_TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
+
+
+# Creation ---------------------------------------------------------------------------------------
+
+
+def check_url(field_name: str, url: str, settings: Settings) -> str:
+    """An http(s) URL a download may fetch, or a ``FieldError`` saying why not."""
+    text = url.strip()
+    if not text:
+        raise FieldError(field_name, "不能为空 (required)")
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in text):
+        raise FieldError(field_name, "不能包含空白或控制字符 (no spaces or control characters)")
+    try:
+        parsed = httpx.URL(text)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise FieldError(field_name, f"不是有效的链接 (not a valid URL: {exc})") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise FieldError(field_name, "只支持http/https链接 (only http and https URLs)")
+    if not parsed.host:
+        raise FieldError(field_name, "缺少主机名 (the URL has no host)")
+    refused = check_literal(parsed.host, allowlist_from(settings.fetch_allow))
+    if refused:
+        raise FieldError(field_name, refused)
+    return text
+
+
+def _check_file_name(space: str, name: str) -> str:
+    if space == SPACE_OSS:
+        return check_image_name("fileName", name)
+    return check_name("fileName", name)
+
+
+async def _creation_target(session: AsyncSession, user: User, space: str, target: int | str) -> int:
+    """The directory a new task will write into: its ID, or 0 for the default directory."""
+    if space == SPACE_OSS:
+        # "0" is how clients that send numbers say "the root".
+        oss_id = "" if str(target) == "0" else str(target)
+        entry = await oss.resolve_dir(session, user, "businessDirID", oss_id)
+        return entry.id if entry else tree.ROOT
+    return await disk.live_dir(session, user, "dirID", int(target))
+
+
+async def create(
+    ctx: Context,
+    user: User,
+    space: str,
+    *,
+    url: str,
+    file_name: str | None,
+    target: int | str,
+    callback_url: str | None,
+) -> OfflineTask:
+    """Record a download of ``url`` into ``target`` (0 / "" or absent: the ``来自:离线下载``
+    directory) and start it as soon as a slot is free."""
+    url = check_url("url", url, ctx.settings)
+    if callback_url is not None:
+        callback_url = check_url("callBackUrl", callback_url, ctx.settings)
+    if file_name is not None:
+        file_name = _check_file_name(space, file_name)
+    limit = ctx.settings.offline_max_unfinished_per_user
+    async with ctx.db.write() as session:
+        parent_id = await _creation_target(session, user, space, target)
+        if limit:
+            unfinished = await session.scalar(
+                select(func.count(OfflineTask.id)).where(
+                    OfflineTask.user_id == user.id, OfflineTask.status.in_(UNFINISHED)
+                )
+            )
+            if (unfinished or 0) >= limit:
+                raise OpenpanError(
+                    f"离线下载任务过多, 请等待已有任务完成 (too many unfinished offline tasks: "
+                    f"at most {limit} at once)"
+                )
+        now = utcnow()
+        task = OfflineTask(
+            user_id=user.id,
+            space=space,
+            url=url,
+            file_name=file_name,
+            target_parent_id=parent_id,
+            callback_url=callback_url,
+            status=RUNNING,
+            process=0.0,
+            bytes_done=0,
+            attempts=0,
+            active=False,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(task)
+        await session.flush()
+        admitted = await admit(session, ctx.settings)
+    if admitted:
+        ctx.jobs.notify()
+    return task
+
+
+async def get_task(ctx: Context, user: User, space: str, task_id: int) -> OfflineTask:
+    """A task of this user in this space; another user's answers exactly like a missing one."""
+    async with ctx.db.read() as session:
+        task = await session.get(OfflineTask, task_id)
+    if task is None or task.user_id != user.id or task.space != space:
+        raise NotFound(f"taskID 离线下载任务不存在 (no such task: {task_id})")
+    return task
+
+
+# Slots ------------------------------------------------------------------------------------------
+
+
+async def admit(session: AsyncSession, settings: Settings) -> int:
+    """Give free download slots to waiting tasks, oldest first, each user within their limit,
+    and queue their jobs (in the caller's transaction). Returns how many were admitted."""
+    # One admission at a time across processes, or two would hand out the same free slot (or
+    # the same waiting task) at once.
+    await serialize(session, "offline.admit")
+    rows = await session.execute(
+        select(OfflineTask.user_id, func.count(OfflineTask.id))
+        .where(OfflineTask.active.is_(True))
+        .group_by(OfflineTask.user_id)
+    )
+    busy: dict[int, int] = {user_id: count for user_id, count in rows}
+    free = settings.offline_max_active - sum(busy.values())
+    chosen: list[int] = []
+    after = 0
+    while free > 0:
+        # Oldest first; a page larger than the free slots, since users at their limit are skipped.
+        size = max(64, free * 8)
+        page = (
+            await session.execute(
+                select(OfflineTask.id, OfflineTask.user_id)
+                .where(
+                    OfflineTask.status == RUNNING,
+                    OfflineTask.active.is_(False),
+                    OfflineTask.id > after,
+                )
+                .order_by(OfflineTask.id)
+                .limit(size)
+            )
+        ).all()
+        for task_id, user_id in page:
+            if busy.get(user_id, 0) < settings.offline_max_active_per_user:
+                busy[user_id] = busy.get(user_id, 0) + 1
+                chosen.append(task_id)
+                free -= 1
+                if free == 0:
+                    break
+        if len(page) < size or free == 0:
+            break
+        after = page[-1][0]
+    if chosen:
+        await session.execute(
+            update(OfflineTask).where(OfflineTask.id.in_(chosen)).values(active=True)
+        )
+        for task_id in chosen:
+            enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
+    return len(chosen)
+
+
+async def admit_waiting(ctx: Context) -> None:
+    """Start waiting tasks that fit the limits now (at start-up: the limits may have grown)."""
+    async with ctx.db.write() as session:
+        admitted = await admit(session, ctx.settings)
+    if admitted:
+        ctx.jobs.notify()
+
+
+# Names ------------------------------------------------------------------------------------------
+
+
+def safe_name(name: str) -> str | None:
+    """A name an origin suggested, made acceptable: no path, forbidden or control characters,
+    shorter than the limit (the extension kept). ``None`` if nothing usable is left."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(
+        "_" if ch in FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in name
+    ).strip()
+    if not cleaned.strip(".") or cleaned in (".", ".."):
+        return None
+    if len(cleaned) >= MAX_NAME:
+        ext = extension(cleaned)
+        keep = MAX_NAME - 1 - (len(ext) + 1 if ext and len(ext) <= 16 else 0)
+        cleaned = cleaned[:keep].rstrip() + (f".{ext}" if ext and len(ext) <= 16 else "")
+    return cleaned
+
+
+def name_from_response(response: httpx.Response, urls: list[httpx.URL]) -> str | None:
+    """``Content-Disposition``'s file name, else the last segment of the first URL path (the
+    one asked for, then the redirects) that has one."""
+    disposition = response.headers.get("content-disposition")
+    if disposition:
+        try:
+            message = email.message.Message()
+            message["content-disposition"] = disposition
+            suggested = message.get_filename()
+        except Exception:  # a malformed header only means no name from it
+            suggested = None
+        if suggested and (name := safe_name(str(suggested))):
+            return name
+    for url in urls:
+        segment = unquote(url.path.rsplit("/", 1)[-1])
+        if segment and (name := safe_name(segment)):
+            return name
+    return None
+
+
+def _final_name(task: OfflineTask, sniffed: str | None) -> str:
+    name = task.file_name or task.origin_name
+    if task.space != SPACE_OSS:
+        return name or "download"
+    name = name or "image"
+    if extension(name) in IMAGE_EXTENSIONS:
+        return name
+    suffix = f".{sniffed or 'jpg'}"
+    return name[: MAX_NAME - 1 - len(suffix)] + suffix
+
+
+async def _unique_name(
+    session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
+) -> str:
+    """``name``, or ``name(1).ext``, ``name(2).ext``... : the first one free in the directory."""
+    if not await tree.name_taken(session, user_id, space, parent_id, name):
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, dot, ext = name, "", ""
+    for number in range(1, 100_000):
+        suffix = f"({number}){dot}{ext}"
+        candidate = stem[: MAX_NAME - 1 - len(suffix)] + suffix
+        if not await tree.name_taken(session, user_id, space, parent_id, candidate):
+            return candidate
+    raise OpenpanError("fileName 同名文件过多 (too many files with this name)")
+
+
+# The download job -------------------------------------------------------------------------------
+
+
+class _Permanent(Exception):
+    """The task fails now; the message is its failReason."""
+
+
+class _Transient(Exception):
+    """Worth another try later; ``retry_after`` is the origin's own hint, if it gave one."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class _Restart(Exception):
+    """The bytes kept so far are of no use (the origin ignored Range or changed the resource)."""
+
+
+@dataclass
+class _Fetched:
+    md5: str
+    size: int
+    sniffed: str | None
+
+
+async def download_job(ctx: Context, payload: dict[str, Any]) -> None:
+    """The ``offline.download`` job: run (or resume) one task to its end or its next retry."""
+    await _Download(ctx, int(payload["task_id"])).run()
+
+
+def _write(path: str, chunks: list[bytes], offset: int, durable: bool) -> None:
+    # Its own descriptor per batch: a batch still being written after its download was cancelled
+    # can never land in a file descriptor number reused by something else.
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        views = [memoryview(chunk) for chunk in chunks]
+        position = offset
+        while views:
+            written = os.pwritev(fd, views, position)
+            position += written
+            while views and written >= len(views[0]):
+                written -= len(views[0])
+                views.pop(0)
+            if views and written:
+                views[0] = views[0][written:]
+        if durable:
+            os.fdatasync(fd)
+        elif hasattr(os, "posix_fadvise"):
+            # Start writing this batch out now rather than leave it to pile up in the page
+            # cache: the fsync that makes the finished file durable then has little left to do.
+            os.posix_fadvise(fd, offset, position - offset, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _hash(hasher: Any, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        hasher.update(chunk)
+
+
+def _sync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prepare_partial(path: str, keep: int) -> tuple[Any, bytes, int]:
+    """Cut the partial file to the ``keep`` bytes known to be durable and hash them again."""
+    hasher = hashlib.md5()
+    head = b""
+    with open(path, "a+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        keep = min(keep, size)
+        handle.truncate(keep)
+        handle.seek(0)
+        left = keep
+        while left > 0:
+            chunk = handle.read(min(4 * 1024 * 1024, left))
+            if not chunk:
+                break
+            if len(head) < SNIFF_BYTES:
+                head += chunk[: SNIFF_BYTES - len(head)]
+            hasher.update(chunk)
+            left -= len(chunk)
+    return hasher, head, keep - left
+
+
+@dataclass
+class _Sink:
+    """The partial file. Each batch is written in one worker thread and hashed in another (md5
+    is the slowest step), while the next batch is received."""
+
+    path: str
+    written: int
+    hasher: Any
+    synced: int = 0  # bytes known to be on disk
+    _pending: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+
+    async def write(self, chunks: list[bytes], size: int, durable: bool = False) -> None:
+        """Hand ``chunks`` (``size`` bytes) over; waits for the batch before them.
+        ``durable``: sync the file after this batch (``synced`` moves on when done)."""
+        await self.drain()
+        offset = self.written
+        self.written += size
+        self._pending = [
+            asyncio.create_task(self._write(chunks, offset, size, durable)),
+            asyncio.create_task(anyio.to_thread.run_sync(_hash, self.hasher, chunks)),
+        ]
+
+    async def _write(self, chunks: list[bytes], offset: int, size: int, durable: bool) -> None:
+        await anyio.to_thread.run_sync(_write, self.path, chunks, offset, durable)
+        if durable:
+            self.synced = offset + size
+
+    async def drain(self) -> None:
+        pending, self._pending = self._pending, []
+        for outcome in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def sync(self) -> int:
+        """Everything so far on disk; returns how many bytes that is."""
+        await self.drain()
+        await anyio.to_thread.run_sync(_sync, self.path)
+        self.synced = self.written
+        return self.written
+
+
+class _Download:
+    """One run of the download job for one task."""
+
+    def __init__(self, ctx: Context, task_id: int) -> None:
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.task_id = task_id
+        self.task: OfflineTask
+        self.sink: _Sink | None = None
+        self.durable = 0  # bytes of the partial file known to be on disk and recorded
+        # Task fields learnt but not yet written: they go with the next write the task needs
+        # anyway (progress, retry, end), so a small download costs no extra transaction.
+        self.unsaved: dict[str, Any] = {}
+        self.reporting: Future[None] | None = None  # a progress write in flight
+        self.loop: asyncio.AbstractEventLoop  # the server's, where the database is used
+
+    # The run and its outcomes ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with self.ctx.db.read() as session:
+            task = await session.get(OfflineTask, self.task_id)
+        if task is None or task.status in (FAILED, SUCCEEDED) or not task.active:
+            return  # finished already (a job re-run after a crash), or never admitted
+        self.task = task
+        self.loop = asyncio.get_running_loop()
+        try:
+            fetched = await _DownloadLoop.run(self._fetch())
+            await self._commit(fetched)
+        except _Permanent as exc:
+            await self._fail(str(exc))
+        except DestinationRefused as exc:
+            await self._fail(f"链接被拒绝: {exc} (destination refused)")
+        except _Transient as exc:
+            await self._retry_or_fail(str(exc), exc.retry_after)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            await self._retry_or_fail(_transport_reason(exc), None)
+        except StorageError as exc:
+            await self._retry_or_fail(f"存储失败: {exc} (storage error)", None)
+        except OpenpanError as exc:
+            await self._fail(exc.message)
+        except (Retry, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug must not leave the task running forever
+            log.exception("offline task %s failed unexpectedly", self.task_id)
+            await self._retry_or_fail(f"内部错误: {type(exc).__name__} (internal error)", None)
+        finally:
+            if self.reporting is not None:  # only when cut off (shutdown): ends were settled
+                self.reporting.cancel()
+
+    async def _fail(self, reason: str) -> None:
+        await self._settle()
+        async with self.ctx.db.write() as session:
+            await self._finish(session, FAILED, reason=reason, file_id=None)
+        self._drop_partial()
+        self.ctx.jobs.notify()
+
+    async def _retry_or_fail(self, reason: str, retry_after: float | None) -> None:
+        attempts = self.task.attempts + 1
+        if attempts > self.settings.offline_retries:
+            await self._fail(f"{reason}; 已重试{attempts - 1}次 (gave up after retries)")
+            return
+        await self._settle()
+        if self.sink is not None:
+            with contextlib.suppress(Exception):  # best effort: resume from less otherwise
+                self.durable = await self.sink.sync()
+        delay = self.settings.offline_retry_delay * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        delay = min(delay, MAX_BACKOFF)
+        await self._record(
+            status=RETRYING,
+            attempts=attempts,
+            fail_reason=reason,
+            bytes_done=self.durable,
+            process=self._process(self.durable, self.task.bytes_total),
+        )
+        raise Retry(delay, reason)
+
+    def _learnt(self, **values: Any) -> None:
+        for name, value in values.items():
+            setattr(self.task, name, value)
+        self.unsaved.update(values)
+
+    async def _record(self, **values: Any) -> None:
+        """Write what was learnt and ``values`` to the task, unless it has ended meanwhile."""
+        learnt, self.unsaved = self.unsaved, {}
+        try:
+            async with self.ctx.db.write() as session:
+                await session.execute(
+                    update(OfflineTask)
+                    .where(OfflineTask.id == self.task_id, OfflineTask.status.in_(UNFINISHED))
+                    .values({**learnt, **values, "updated_at": utcnow()})
+                )
+        except BaseException:
+            self.unsaved = {**learnt, **self.unsaved}
+            raise
+
+    def _report(self, total: int | None) -> None:
+        """Record progress in the background, if there is news and no write is in flight: the
+        download goes on meanwhile. Only bytes known to be on disk count, so a resume can trust
+        the number."""
+        assert self.sink is not None
+        if self.sink.synced <= self.durable:
+            return
+        if self.reporting is not None and not self.reporting.done():
+            return
+        self.durable = self.sink.synced
+        self.reporting = asyncio.run_coroutine_threadsafe(
+            self._record(bytes_done=self.durable, process=self._process(self.durable, total)),
+            self.loop,
+        )
+
+    async def _settle(self) -> None:
+        """Let a progress write in flight land before the write that ends or pauses the task."""
+        if self.reporting is not None:
+            reporting, self.reporting = self.reporting, None
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(reporting)
+
+    async def _finish(
+        self,
+        session: AsyncSession,
+        status: int,
+        *,
+        reason: str = "",
+        file_id: int | None,
+        size: int | None = None,
+    ) -> bool:
+        """End the task in the caller's transaction: free its slot for the next one, queue the
+        callback. False if it had ended already."""
+        values: dict[str, Any] = {
+            **self.unsaved,
+            "status": status,
+            "fail_reason": reason,
+            "file_id": file_id,
+            "active": False,
+            "partial_path": None,
+            "updated_at": utcnow(),
+            "process": 100.0 if status == SUCCEEDED else 0.0,
+        }
+        if size is not None:
+            values.update(bytes_done=size, bytes_total=size)
+        ended = await session.execute(
+            update(OfflineTask)
+            .where(OfflineTask.id == self.task_id, OfflineTask.status.in_(UNFINISHED))
+            .values(**values)
+        )
+        if ended.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        if self.task.callback_url:
+            enqueue(session, callbacks.CALLBACK_JOB, {"task_id": self.task_id})
+        await admit(session, self.settings)
+        return True
+
+    def _drop_partial(self) -> None:
+        if self.task.partial_path:
+            Path(self.task.partial_path).unlink(missing_ok=True)
+
+    # Fetching --------------------------------------------------------------------------------
+
+    def _cap(self) -> int | None:
+        if self.task.space == SPACE_OSS:
+            return self.settings.oss_max_file_size
+        return self.settings.offline_max_size or None
+
+    @staticmethod
+    def _process(done: int, total: int | None) -> float:
+        if not total:
+            return 0.0
+        # 100 means done: a download whose bytes are all here is not a file yet.
+        return min(99.9, round(done * 100.0 / total, 2))
+
+    async def _start(self) -> bytes:
+        """Make the partial file ready; returns the first bytes of what it keeps."""
+        task = self.task
+        path = task.partial_path
+        if path is None or not Path(path).exists():
+            path = str(self.ctx.store.temp_path())
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            keep = 0
+        else:
+            keep = task.bytes_done
+        hasher, head, kept = await anyio.to_thread.run_sync(_prepare_partial, path, keep)
+        if path != task.partial_path:
+            self._learnt(partial_path=path)
+        if kept != task.bytes_done:
+            self._learnt(bytes_done=kept)
+        if task.status != RUNNING:
+            # Shown as retrying until the first progress write says otherwise.
+            self._learnt(status=RUNNING)
+        self.durable = kept
+        self.sink = _Sink(path=path, written=kept, hasher=hasher, synced=kept)
+        return head
+
+    async def _fetch(self) -> _Fetched:
+        """Receive the bytes (on the download loop, see ``_DownloadLoop``)."""
+        try:
+            head = await self._start()
+            settings = self.settings
+            async with _guarded_client(settings.fetch_allow, settings.offline_timeout) as client:
+                for _ in range(3):
+                    try:
+                        return await self._fetch_once(client, bytearray(head))
+                    except _Restart:
+                        await self._restart()
+                        head = b""
+            raise _Transient(
+                "源站不支持断点续传且内容不断变化 (the origin keeps changing the resource)"
+            )
+        finally:
+            # Nothing of this loop's may be left running once the server's loop takes over.
+            if self.sink is not None:
+                with contextlib.suppress(Exception):
+                    await self.sink.drain()
+
+    async def _restart(self) -> None:
+        """Throw away the bytes kept so far and start again from the first byte."""
+        assert self.sink is not None
+        await self.sink.drain()
+        path = self.sink.path
+        await anyio.to_thread.run_sync(os.truncate, path, 0)
+        self.sink = _Sink(path=path, written=0, hasher=hashlib.md5())
+        self.durable = 0
+        self._learnt(bytes_done=0, validator=None)
+
+    async def _open(
+        self, client: httpx.AsyncClient, offset: int
+    ) -> tuple[httpx.Response, list[httpx.URL]]:
+        """Send the request, following redirects one by one (each through the guard)."""
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if self.task.validator:
+                headers["If-Range"] = self.task.validator
+        request = client.build_request("GET", self.task.url, headers=headers)
+        urls = [request.url]
+        for _ in range(self.settings.offline_max_redirects + 1):
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.RemoteProtocolError as exc:
+                if "location" in str(exc).lower():
+                    raise _Permanent(f"源站重定向地址无效 (invalid redirect: {exc})") from exc
+                raise
+            if response.next_request is None:
+                return response, urls
+            await response.aclose()
+            request = response.next_request
+            if request.url.scheme not in ("http", "https"):
+                raise _Permanent(
+                    f"源站重定向到了不支持的协议: {request.url.scheme} "
+                    "(redirected to a non-http(s) URL)"
+                )
+            urls.append(request.url)
+        raise _Permanent(
+            f"重定向次数过多: 超过{self.settings.offline_max_redirects}次 (too many redirects)"
+        )
+
+    async def _fetch_once(self, client: httpx.AsyncClient, head: bytearray) -> _Fetched:
+        assert self.sink is not None
+        sink = self.sink
+        offset = sink.written
+        response, urls = await self._open(client, offset)
+        try:
+            total = self._check_answer(response, offset)
+            encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+            if encoded and offset:
+                raise _Restart()  # offsets into a compressed body are not offsets of the file
+            if response.status_code == 200 and offset:
+                # The whole resource again (no ranges, or it changed): start over with it.
+                await self._restart()
+                sink, offset, head = self.sink, 0, bytearray()
+            self._learn(response, urls, total)
+            cap = self._cap()
+            if cap is not None and total is not None and total > cap:
+                raise _Permanent(_too_large(total, cap, self.task.space))
+            chunks = response.aiter_bytes() if encoded else response.aiter_raw()
+            sniffed: str | None = None
+            checked = self.task.space != SPACE_OSS
+            if not checked and len(head) >= SNIFF_BYTES:
+                sniffed, checked = self._sniff(bytes(head)), True
+            batch: list[bytes] = []
+            batched = 0
+            received = offset
+            interval = self.settings.offline_progress_interval
+            next_progress = time.monotonic() + interval
+            try:
+                async for chunk in chunks:
+                    received += len(chunk)
+                    if cap is not None and received > cap:
+                        raise _Permanent(_too_large(received, cap, self.task.space))
+                    if not checked:
+                        head += chunk[: SNIFF_BYTES - len(head)]
+                        if len(head) >= SNIFF_BYTES:
+                            sniffed, checked = self._sniff(bytes(head)), True
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    now = time.monotonic()
+                    if batched >= BATCH or now >= next_progress:
+                        durable = now >= next_progress
+                        await sink.write(batch, batched, durable)
+                        batch, batched = [], 0
+                        if durable:
+                            next_progress = now + interval
+                        self._report(total)
+            except httpx.RemoteProtocolError as exc:
+                if batch:
+                    await sink.write(batch, batched)
+                if total is not None and received < total:
+                    raise _Transient(_short(received, total)) from exc
+                raise
+            if batch:
+                await sink.write(batch, batched)
+            await sink.drain()
+        finally:
+            await response.aclose()
+        if total is not None and received != total:
+            raise _Transient(_short(received, total))
+        if not checked:
+            sniffed = self._sniff(bytes(head))
+        return _Fetched(md5=sink.hasher.hexdigest(), size=received, sniffed=sniffed)
+
+    def _check_answer(self, response: httpx.Response, offset: int) -> int | None:
+        """The size of the whole resource if known; raises for answers that carry no bytes."""
+        code = response.status_code
+        if code == 206 and offset:
+            start, total = _content_range(response.headers.get("content-range", ""))
+            if start != offset:
+                raise _Restart()
+            if (
+                self.task.bytes_total is not None
+                and total is not None
+                and total != self.task.bytes_total
+            ):
+                raise _Restart()
+            validator = _validator(response)
+            if self.task.validator and validator and validator != self.task.validator:
+                raise _Restart()
+            return total
+        if code == 416 and offset:
+            raise _Restart()
+        if code == 200 or (code == 206 and not offset):
+            if code == 206:
+                return _content_range(response.headers.get("content-range", ""))[1]
+            length = response.headers.get("content-length", "")
+            encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+            return int(length) if length.isdigit() and not encoded else None
+        if code in _TRANSIENT_HTTP or 500 <= code < 600:
+            raise _Transient(
+                f"源站暂时不可用: HTTP {code} "
+                f"(the origin answered {code} {response.reason_phrase})",
+                _retry_after(response),
+            )
+        raise _Permanent(
+            f"源站返回 HTTP {code} (the origin answered {code} {response.reason_phrase})"
+        )
+
+    def _learn(self, response: httpx.Response, urls: list[httpx.URL], total: int | None) -> None:
+        """Note what an answer tells: the suggested name, the validator, the size."""
+        task = self.task
+        if task.origin_name is None:
+            self._learnt(origin_name=name_from_response(response, urls) or "")
+        validator = _validator(response)
+        if validator != task.validator and response.status_code == 200:
+            self._learnt(validator=validator)
+        if total != task.bytes_total:
+            self._learnt(bytes_total=total)
+
+    def _sniff(self, head: bytes) -> str:
+        kind = sniff_image(head)
+        if kind is None:
+            raise _Permanent(
+                f"下载的内容不是图片 (the downloaded bytes are not an image: {_describe(head)})"
+            )
+        return kind
+
+    # Committing ------------------------------------------------------------------------------
+
+    async def _commit(self, fetched: _Fetched) -> None:
+        """Make the downloaded bytes a blob, then the file; end the task."""
+        task = self.task
+        assert self.sink is not None
+        path = Path(self.sink.path)
+        await self._settle()
+        async with self.ctx.db.read() as session:
+            user = await session.get(User, task.user_id)
+            have_blob = await blobs.find(session, fetched.md5, fetched.size) is not None
+        if user is None:
+            raise _Permanent("用户不存在 (the user is gone)")
+        if task.space == SPACE_DISK:
+            await disk.check_space(self.ctx, user, fetched.size)
+        key: str | None = None
+        for _ in range(2):
+            if not have_blob and key is None:
+                key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{task.id}")
+                await self.ctx.store.put_file(key, path)
+            try:
+                file_id, keep_key = await self._make_file(user, fetched, key)
+                break
+            except _BlobGone:
+                have_blob = False
+            except _AlreadyEnded:
+                if key is not None:
+                    await self.ctx.store.delete(key)
+                return
+            except BaseException:
+                if key is not None:
+                    await self.ctx.store.delete(key)
+                raise
+        else:
+            raise _Transient("存储失败 (storage error)")
+        if key is not None and not keep_key:
+            await self.ctx.store.delete(key)
+        path.unlink(missing_ok=True)
+        self.ctx.jobs.notify()
+        log.info("offline task %s done: file %s", task.id, file_id)
+
+    async def _make_file(self, user: User, fetched: _Fetched, key: str | None) -> tuple[int, bool]:
+        """In one transaction: the blob reference, the file row, the task's end. Returns the file
+        ID and whether the blob stored under ``key`` is now in use."""
+        task = self.task
+        space = task.space
+        async with self.ctx.db.write() as session:
+            parent_id = await self._commit_target(session, user)
+            now = utcnow()
+            name = _final_name(task, fetched.sniffed)
+            same = None
+            if space == SPACE_OSS:
+                # The image bed's rule: the same image (etag and size) in the directory is
+                # replaced in place, keeping its fileId, rather than stored twice.
+                same = await session.scalar(
+                    select(File)
+                    .where(
+                        File.user_id == user.id,
+                        File.space == SPACE_OSS,
+                        File.parent_id == parent_id,
+                        File.is_dir.is_(False),
+                        File.etag == fetched.md5,
+                        File.size == fetched.size,
+                    )
+                    .limit(1)
+                )
+            stored = False
+            if same is not None:
+                holder = await tree.name_taken(session, user.id, space, parent_id, name)
+                if holder is None:
+                    same.name = name
+                    same.ext = extension(name)
+                same.updated_at = now
+                file = same
+            else:
+                if key is None:
+                    blob = await blobs.acquire(session, fetched.md5, fetched.size)
+                    if blob is None:
+                        raise _BlobGone()
+                else:
+                    blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
+                file = File(
+                    user_id=user.id,
+                    space=space,
+                    oss_id=ids.sortable_id() if space == SPACE_OSS else None,
+                    parent_id=parent_id,
+                    name=await _unique_name(session, user.id, space, parent_id, name),
+                    is_dir=False,
+                    blob_id=blob.id,
+                    size=fetched.size,
+                    etag=fetched.md5,
+                    ext=extension(name),
+                    status=2,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(file)
+            await session.flush()
+            if not await self._finish(session, SUCCEEDED, file_id=file.id, size=fetched.size):
+                # Ended meanwhile (this job ran twice): undo the file, keep the task as it is.
+                raise _AlreadyEnded()
+        return file.id, stored
+
+    async def _commit_target(self, session: AsyncSession, user: User) -> int:
+        """The directory the file goes into, now: the one asked for (if it still exists) or the
+        default directory, made on first use."""
+        task = self.task
+        if task.target_parent_id != tree.ROOT:
+            entry = await tree.get(session, user.id, task.space, task.target_parent_id)
+            gone = entry is None or not entry.is_dir
+            if not gone and task.space == SPACE_DISK:
+                assert entry is not None
+                gone = await disk.in_trash(session, user, entry)
+            if gone:
+                raise _Permanent("目标目录已被删除 (the target directory no longer exists)")
+            return task.target_parent_id
+        return await default_dir(session, user.id, task.space)
+
+
+T = TypeVar("T")
+
+
+class _DownloadLoop:
+    """A second event loop, on a thread of its own, where downloads receive their bytes.
+
+    Receiving is the busiest part of a download. On the server's loop it would make every
+    database round trip wait its turn behind network reads, and SQLite's one writer holds the
+    write lock through those waits; here, requests and transactions keep the server's loop to
+    themselves. Writing and hashing happen in worker threads either way (both release the GIL).
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _guard = threading.Lock()
+
+    @classmethod
+    def _get(cls) -> asyncio.AbstractEventLoop:
+        with cls._guard:
+            if cls._loop is None:
+                loop = _new_loop()
+                threading.Thread(target=loop.run_forever, name="downloads", daemon=True).start()
+                cls._loop = loop
+            return cls._loop
+
+    @classmethod
+    async def run(cls, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` there; cancelling the caller cancels it."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, cls._get()))
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop  # installed with uvicorn[standard]; the server's own loop is one too
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+class _BlobGone(Exception):
+    """The stored blob with these bytes was deleted between looking and taking it."""
+
+
+class _AlreadyEnded(Exception):
+    """The task ended while this run was committing (a job run twice)."""
+
+
+async def default_dir(session: AsyncSession, user_id: int, space: str) -> int:
+    """The ``来自:离线下载`` directory in the root of a space, made on first use."""
+    existing = await tree.name_taken(session, user_id, space, tree.ROOT, DEFAULT_DIR)
+    if existing is not None and existing.is_dir:
+        return existing.id
+    now = utcnow()
+    entry = File(
+        user_id=user_id,
+        space=space,
+        oss_id=ids.sortable_id() if space == SPACE_OSS else None,
+        parent_id=tree.ROOT,
+        name=DEFAULT_DIR if existing is None else f"{DEFAULT_DIR}(1)",
+        is_dir=True,
+        status=0,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(entry)
+    except IntegrityError:
+        # Made by a concurrent transaction (PostgreSQL) a moment ago: use that one.
+        again = await tree.name_taken(session, user_id, space, tree.ROOT, DEFAULT_DIR)
+        if again is None:
+            raise
+        return again.id
+    return entry.id
+
+
+# Small helpers ----------------------------------------------------------------------------------
+
+
+def _content_range(value: str) -> tuple[int | None, int | None]:
+    """(first byte, whole size) of ``bytes a-b/size``; ``None`` for what is missing."""
+    unit, _, spec = value.strip().partition(" ")
+    if unit.lower() != "bytes":
+        return None, None
+    span, _, size = spec.partition("/")
+    start_text = span.partition("-")[0].strip()
+    start = int(start_text) if start_text.isdigit() else None
+    total = int(size) if size.strip().isdigit() else None
+    return start, total
+
+
+def _validator(response: httpx.Response) -> str | None:
+    """A validator for If-Range: a strong ETag, else Last-Modified."""
+    etag = response.headers.get("etag", "").strip()
+    if etag and not etag.startswith("W/"):
+        return etag[:255]
+    modified = response.headers.get("last-modified", "").strip()
+    return modified[:255] or None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    return float(min(int(value), int(MAX_BACKOFF))) if value.isdigit() else None
+
+
+def _transport_reason(exc: Exception) -> str:
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return f"连接源站超时 (timed out: {detail})"
+    return f"连接源站失败 (connection failed: {detail})"
+
+
+def _short(received: int, total: int) -> str:
+    return (
+        f"源站发送的数据少于Content-Length: 收到{received}字节, 声明{total}字节 "
+        f"(the origin sent {received} of the {total} bytes its Content-Length announced)"
+    )
+
+
+def _too_large(size: int, cap: int, space: str) -> str:
+    where = "图床单个图片" if space == SPACE_OSS else "离线下载单个文件"
+    return f"文件过大: {size}字节, {where}最大{cap}字节 (too large: at most {cap} bytes)"
+
+
+def _describe(head: bytes) -> str:
+    start = head.lstrip()[:64].lower()
+    if start.startswith((b"<!doctype html", b"<html")) or b"<html" in head[:512].lower():
+        return "looks like an HTML page"
+    if not head:
+        return "empty"
+    return "unknown format"
