@@ -254,6 +254,7 @@ class Openpan:
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
+    command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "openpan"])
     process: subprocess.Popen[bytes] | None = None
     http: httpx.Client | None = None
     token: str = ""
@@ -274,18 +275,18 @@ class Openpan:
         data = self.root / "data"
         data.mkdir(parents=True, exist_ok=True)
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the child keeps it open
+        serve = ["serve", "--data-dir", str(data), "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "openpan", "serve", "--data-dir", str(data)]
-            + ["--port", str(self.port), "--log-level", "warning", *self.args],
+            [*self.command, *serve, "--log-level", "warning", *self.args],
             env=self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
         wait_http(self.url + "/healthz")
+        add = ["user", "add", "bench", "--json", "--data-dir", str(data)]
         done = subprocess.run(
-            [sys.executable, "-m", "openpan", "user", "add", "bench", "--json"]
-            + ["--data-dir", str(data)],
+            [sys.executable, "-m", "openpan", *add],
             env=self._env(),
             capture_output=True,
             text=True,
@@ -471,12 +472,17 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+HEADER = ["measurement", "nginx", "openpan", "ratio", "target", "met"]
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     """A Markdown table."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: (
-        "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-    )  # noqa: E731
+
+    def line(cells: list[str]) -> str:
+        padded = (str(c).ljust(w) for c, w in zip(cells, widths, strict=True))
+        return "| " + " | ".join(padded) + " |"
+
     out = [line(header), "| " + " | ".join("-" * w for w in widths) + " |"]
     out += [line(r) for r in rows]
     return "\n".join(out)

@@ -10,7 +10,7 @@ For each engine, one worker process runs no-op jobs with 4 at once:
 
 Run: python bench/queue_engines.py [--jobs 500]
 Needs PostgreSQL on 127.0.0.1:5432 (database ``test``, trust auth) and Redis on 127.0.0.1:6379;
-arq is a benchmark-only dependency (pip install arq). Every step has a deadline.
+arq is a benchmark-only dependency: pip install -e '.[bench]'. Every step has a deadline.
 """
 
 from __future__ import annotations

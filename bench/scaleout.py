@@ -84,11 +84,11 @@ class Cluster:
             stop_process(process)
 
 
-def wrk(url: str, connections: int, seconds: int, token: str = "") -> float:
+def wrk(url: str, connections: int, seconds: int, token: str = "", threads: int = 2) -> float:
     """Requests per second of ``url`` under wrk (bounded)."""
     headers = ["-H", f"Authorization: Bearer {token}", "-H", "Platform: open_platform"]
     done = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
         + (headers if token else [])
         + [url],
         capture_output=True,
@@ -104,10 +104,11 @@ def wrk(url: str, connections: int, seconds: int, token: str = "") -> float:
 
 
 def wrk_split(urls: list[str], connections: int, seconds: int, token: str = "") -> float:
-    """Total requests per second with the connections split over ``urls`` at once."""
+    """Total requests per second with the connections (and wrk's two threads) split over
+    ``urls`` at once."""
     each = max(1, connections // len(urls))
     with ThreadPoolExecutor(len(urls)) as pool:
-        return sum(pool.map(lambda u: wrk(u, each, seconds, token), urls))
+        return sum(pool.map(lambda u: wrk(u, each, seconds, token, threads=1), urls))
 
 
 def direct_multipart(s3: Any, bucket: str, path: Path, parallel: int) -> float:

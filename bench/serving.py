@@ -42,7 +42,7 @@ def arguments(description: str, connections: int, seconds: int) -> argparse.Name
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--connections", type=int, default=connections)
     parser.add_argument("--seconds", type=int, default=seconds, help="per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per side")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs per side")
     parser.add_argument(
         "--openpan-arg", action="append", default=[], help="extra argument to openpan serve"
     )

@@ -8,7 +8,12 @@ names the maintenance database to connect to (default: the local server's ``test
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -62,3 +67,31 @@ def query(url: str, statement: str, *args: object) -> list[tuple[object, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         cursor = conn.execute(statement.replace("?", "%s"), args)  # type: ignore[arg-type]
         return list(cursor.fetchall()) if cursor.description else []
+
+
+class _QmarkConnection:
+    """A psycopg connection that takes sqlite3's ``?`` placeholders."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, statement: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(statement.replace("?", "%s"), args)  # type: ignore[arg-type]
+
+    def executemany(self, statement: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.executemany(statement.replace("?", "%s"), rows)  # type: ignore[arg-type]
+
+
+@contextmanager
+def connect(env: Mapping[str, str], data_dir: Path) -> Iterator[Any]:
+    """A connection to a test server's metadata database, whichever tier runs: SQLite in its
+    data dir, or the PostgreSQL database in its ``OPENPAN_DATABASE_URL``. Statements use ``?``
+    placeholders (and ``true``/``false`` for booleans); committed when the block ends."""
+    url = env.get("OPENPAN_DATABASE_URL", "")
+    if url.startswith("postgres"):
+        with psycopg.connect(url) as conn:
+            yield _QmarkConnection(conn)
+        return
+    with closing(sqlite3.connect(data_dir / "openpan.db", timeout=30)) as conn, conn:
+        yield conn

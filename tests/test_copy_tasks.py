@@ -3,12 +3,11 @@ waiting queue of three, the failure list, and a restart in the middle of a task.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from contextlib import closing
 from typing import Any
 
 import httpx
+import pgdb
 from conftest import Api, Server, jpeg_bytes
 from diskkit import COPY, COPY_FAIL, COPY_PROCESS, TRASH, mkdir, upload_v1
 
@@ -157,7 +156,7 @@ def test_more_than_a_thousand_images_fails_the_task(api: Api, server: Server) ->
     seed = upload_v1(api, jpeg_bytes(200), "seed.jpg", folder)
     # 1000 more images sharing seed's bytes, written straight into the database: uploading
     # them one by one would only make the test slow.
-    with closing(sqlite3.connect(server.data_dir / "openpan.db", timeout=30)) as db, db:
+    with pgdb.connect(server.env, server.data_dir) as db:
         row = db.execute(
             "SELECT user_id, blob_id, size, etag, created_at FROM files WHERE id = ?", (seed,)
         ).fetchone()
@@ -165,7 +164,7 @@ def test_more_than_a_thousand_images_fails_the_task(api: Api, server: Server) ->
         db.executemany(
             "INSERT INTO files (user_id, space, parent_id, name, is_dir, blob_id, size, etag, ext,"
             " status, trashed, total_traffic, created_at, updated_at)"
-            " VALUES (?, 'disk', ?, ?, 0, ?, ?, ?, 'jpg', 2, 0, 0, ?, ?)",
+            " VALUES (?, 'disk', ?, ?, false, ?, ?, ?, 'jpg', 2, false, 0, ?, ?)",
             [
                 (user_id, folder, f"img{i}.jpg", blob_id, size, etag, created, created)
                 for i in range(1000)

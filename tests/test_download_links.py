@@ -3,13 +3,12 @@ refuses, expiry, and the daily self-use traffic quota across a day boundary (mov
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
+import pgdb
 import pytest
 from conftest import Api, MiB, Server
 from diskkit import (
@@ -156,7 +155,7 @@ def test_daily_traffic_runs_out_mid_day_and_resets_the_next(fresh_server: Server
         vip.close()
     fresh_server.stop()
     # What was counted was written down by the time the server stopped.
-    with closing(sqlite3.connect(fresh_server.data_dir / "openpan.db")) as db:
+    with pgdb.connect(fresh_server.env, fresh_server.data_dir) as db:
         rows = db.execute("SELECT day, bytes FROM download_traffic ORDER BY day").fetchall()
     assert ("2031-05-20", 3 * MiB + 512 * 1024) in rows
     # Just after midnight, Beijing time: a new day's allowance; yesterday's link has expired.

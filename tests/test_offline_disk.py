@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import diskkit
 import pytest
-from conftest import Api
+from conftest import Api, Server
 from offline_kit import (
     DEFAULT_DIR,
     DISK_CREATE,
@@ -257,3 +257,16 @@ def test_another_users_directory_and_task_are_unknown(
     for bad in ({}, {"taskID": "abc"}, {"taskID": 1.5}, {"taskID": ["1", "2"]}):
         envelope = offline_api.get(DISK_PROCESS, bad)
         assert envelope["code"] == 1 and envelope["message"].startswith("taskID"), envelope
+
+
+def test_a_download_past_the_users_space_fails(
+    offline_server: Server, offline_api: Api, origin: Origin
+) -> None:
+    done = offline_server.cli("user", "set", offline_api.creds["name"], "--quota", "150000")
+    assert done.returncode == 0, done.stderr
+    fits = origin.file("/d13/fits.bin", os.urandom(100_000))
+    succeeded(offline_api, submit(offline_api, fits))
+    too_big = origin.file("/d13/too-big.bin", os.urandom(100_000))
+    state = failed(offline_api, submit(offline_api, too_big))
+    assert "space" in state["failReason"], state
+    assert "too-big.bin" not in diskkit.names(offline_api, _default_dir(offline_api))

@@ -57,7 +57,11 @@ def test_tasks_beyond_the_limits_wait_their_turn(fresh_server: Server) -> None:
             refused = alice.post(DISK_CREATE, {"url": origin.url("/a0")})
             assert refused["code"] == 1 and "too many" in refused["message"], refused
 
-            time.sleep(0.5)
+            deadline = time.monotonic() + 30
+            while len(origin.seen) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            # Each origin answer takes a second: while the first two run, nothing else starts.
+            time.sleep(0.3)
             started = {r.path for r in origin.seen}
             assert started == {"/a0", "/b0"}, started  # one of Alice's at a time; Bob not held up
             assert [process(alice, t)["status"] for t in mine[1:]] == [0, 0]

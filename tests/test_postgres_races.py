@@ -55,7 +55,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Ser
 @pytest.fixture
 def user_on_both(pair: tuple[Server, Server]) -> Iterator[tuple[Api, Api]]:
     """One user, logged in on each process."""
-    creds = pair[0].add_user()
+    creds = pair[0].take_user()
     clients = (pair[0].client(creds), pair[1].client(creds))
     yield clients
     for client in clients:
@@ -97,7 +97,7 @@ def test_one_name_per_directory_when_mkdirs_race(user_on_both: tuple[Api, Api]) 
 
 
 def test_at_most_three_live_tokens_when_logins_race(pair: tuple[Server, Server]) -> None:
-    creds = pair[0].add_user()
+    creds = pair[0].take_user()
 
     def login(server: Server) -> str:
         answer = httpx.post(
@@ -146,7 +146,7 @@ def test_the_quota_holds_when_instant_uploads_race(
 ) -> None:
     data = os.urandom(100_000)
     disk_upload(user_on_both[0], data, "seed.bin")  # the bytes now exist: uploads are instant
-    creds = pair[0].add_user()
+    creds = pair[0].take_user()
     name = next(
         row[0]
         for row in query(pair[0], "SELECT name FROM users WHERE client_id = ?", creds["client_id"])
@@ -183,7 +183,7 @@ def test_same_bytes_uploaded_at_once_make_one_blob(
     pair: tuple[Server, Server], user_on_both: tuple[Api, Api]
 ) -> None:
     data = os.urandom(3 * MiB)
-    others = [pair[0].client(pair[0].add_user()) for _ in range(3)]
+    others = [pair[0].client(pair[0].take_user()) for _ in range(3)]
     try:
         uploaders = [user_on_both[0], user_on_both[1], *others]
         results = race(
@@ -207,8 +207,7 @@ def test_same_bytes_uploaded_at_once_make_one_blob(
 def test_deleting_the_last_copy_while_the_same_bytes_arrive_again(
     pair: tuple[Server, Server],
 ) -> None:
-    # Users are made through one process: names are unique per harness server.
-    owners = [pair[0].client(pair[0].add_user()), pair[1].client(pair[0].add_user())]
+    owners = [pair[0].client(pair[0].take_user()), pair[1].client(pair[0].take_user())]
     try:
         for round_number in range(4):
             data = os.urandom(200_000)

@@ -409,6 +409,14 @@ def test_custom_domain_serves_its_users_links_only(
     # On the server's own host every user's links keep working.
     assert fetch(url).status_code == 200
     assert fetch(other_url).status_code == 200
+    for host in ("x" * 5000, "[::1]:80", "", "a b"):
+        response = httpx.get(other_url, headers=[(b"Host", host.encode())], timeout=30)
+        assert response.status_code in (200, 400), host
+    # A domain serves one user: another user cannot take it, however it is written.
+    done = small[0].server.cli(
+        "user", "set", small[0].creds["name"], "--domain", f"https://{domain.upper()}/"
+    )
+    assert done.returncode != 0 and "already" in done.stdout + done.stderr
 
 
 def test_hotlink_protection_without_empty_referer(

@@ -64,7 +64,7 @@ def s3_openpan(
 
 @pytest.fixture
 def s3_api(s3_openpan: Server) -> Iterator[Api]:
-    client = s3_openpan.client(s3_openpan.add_user())
+    client = s3_openpan.client(s3_openpan.take_user())
     yield client
     client.close()
 
@@ -138,6 +138,12 @@ def test_slices_go_to_the_store_out_of_order_and_the_file_appears_after_md5_chec
     got = httpx.get(link(s3_api, file_id), timeout=60)
     assert got.status_code == 200 and md5(got.content) == md5(data)
     assert got.headers["content-type"] == "image/jpeg"
+    # Large blobs are streamed from the store, a range included (here across two slices).
+    middle = httpx.get(
+        link(s3_api, file_id), headers={"Range": f"bytes={S3_PART - 10}-{S3_PART + 9}"}
+    )
+    assert middle.status_code == 206 and middle.content == data[S3_PART - 10 : S3_PART + 10]
+    assert middle.headers["content-range"] == f"bytes {S3_PART - 10}-{S3_PART + 9}/{len(data)}"
     blobs = s3_server.keys(s3_bucket, BLOBS)
     assert len(blobs) == 1 and md5(data) in blobs[0]
     # The assembled upload was copied into place and forgotten.
@@ -220,7 +226,7 @@ def test_same_bytes_share_one_object_which_goes_with_the_last_file(
 
 @pytest.fixture
 def other_s3_api(s3_openpan: Server) -> Iterator[Api]:
-    client = s3_openpan.client(s3_openpan.add_user())
+    client = s3_openpan.client(s3_openpan.take_user())
     yield client
     client.close()
 
@@ -264,7 +270,7 @@ def test_redirect_mode_sends_clients_to_a_presigned_get(
     bucket = s3_server.new_bucket()
     srv = make_server(tmp_path, **s3_env(s3_server, bucket, OPENPAN_OBJECT_SERVING="redirect"))
     srv.start()
-    client = srv.client(srv.add_user())
+    client = srv.client(srv.take_user())
     try:
         data = image(S3_PART + 999)
         url = link(client, upload(client, data, "moved.jpg"))
@@ -320,7 +326,7 @@ def test_abandoned_uploads_are_aborted_in_the_store(
     env = s3_env(s3_server, bucket, OPENPAN_UPLOAD_SESSION_TTL="60")
     srv = make_server(tmp_path, **env)
     srv.start()
-    client = srv.client(srv.add_user())
+    client = srv.client(srv.take_user())
     try:
         data = image(S3_PART + 1)
         pre = start(client, data, "left.jpg")["preuploadID"]
@@ -349,7 +355,7 @@ def test_presigned_part_urls_point_at_the_public_endpoint_when_set(
     url = s3_server.storage_url(bucket, public_endpoint=public)
     srv = make_server(tmp_path, **{**s3_env(s3_server, bucket), "OPENPAN_STORAGE_URL": url})
     srv.start()
-    client = srv.client(srv.add_user())
+    client = srv.client(srv.take_user())
     try:
         pre = start(client, image(100), "p.jpg")["preuploadID"]
         slice_url = client.ok("POST", UPLOAD_URL, {"preuploadID": pre, "sliceNo": 1})

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pgdb
@@ -68,15 +71,24 @@ def test_api_processes_run_no_jobs_and_the_outbox_waits_for_a_worker(
 ) -> None:
     api_server = cluster.add_api()
     api_server.start()
-    api = api_server.client(api_server.add_user())
+    api = api_server.client(api_server.take_user())
     try:
         origin.gate.set()
         task_id = offline_task(api, origin)
         time.sleep(2)  # time enough for an in-process runner to have started it
         assert origin.halves_sent == 0 and task_status(api, task_id) == 0
         assert ("offline.download", "relayed", 0) in outbox(cluster)
+        # A row the relay never handed over (its process died right after the commit) is
+        # handed over by any other process's relay.
+        pgdb.query(
+            cluster.env["OPENPAN_DATABASE_URL"],
+            "INSERT INTO jobs (kind, payload, status, attempts, run_after, created_at, updated_at)"
+            " VALUES ('upload.finish', '{\"upload_id\": \"gone\"}', 'queued', 0,"
+            " now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc', now() AT TIME ZONE 'utc')",
+        )
         cluster.add_worker().start()
         wait_for(lambda: task_status(api, task_id) == 2, "the worker to finish the download")
+        wait_for(lambda: ("upload.finish", "done", 1) in outbox(cluster), "the orphaned row")
         wait_for(lambda: len(origin.callbacks) == 1, "the callback")
         assert origin.callbacks[0]["status"] == 0
         file_id = origin.callbacks[0]["fileID"]
@@ -91,7 +103,7 @@ def test_a_worker_killed_mid_download_is_replaced_and_the_callback_is_sent_once(
 ) -> None:
     api_server = cluster.add_api()
     api_server.start()
-    api = api_server.client(api_server.add_user())
+    api = api_server.client(api_server.take_user())
     try:
         first = cluster.add_worker()
         first.start()
@@ -128,7 +140,7 @@ def test_sigterm_hands_the_running_job_back_at_once(
 ) -> None:
     api_server = cluster.add_api()
     api_server.start()
-    api = api_server.client(api_server.add_user())
+    api = api_server.client(api_server.take_user())
     try:
         first = cluster.add_worker()
         first.start()
@@ -148,3 +160,24 @@ def test_sigterm_hands_the_running_job_back_at_once(
         assert "Starting job" in second.log()
     finally:
         api.close()
+
+
+def test_settings_that_cannot_work_are_refused_with_a_clear_message(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENPAN_")}
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "openpan", *args, "--data-dir", str(tmp_path)],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    no_broker = run("worker")
+    assert no_broker.returncode == 2 and "OPENPAN_QUEUE_URL" in no_broker.stdout + no_broker.stderr
+    for command in ("worker", "serve"):
+        alone = run(command, OPENPAN_QUEUE_URL="postgresql://127.0.0.1/none")
+        assert alone.returncode == 2, alone.stdout + alone.stderr
+        assert "OPENPAN_DATABASE_URL=postgresql://" in alone.stdout + alone.stderr
+    assert not (tmp_path / "openpan.db").exists()  # refused before touching anything

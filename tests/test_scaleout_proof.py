@@ -56,7 +56,7 @@ def test_two_api_processes_and_two_workers_on_postgresql_and_s3(
     first_api.start()
     second_api.start()
     assert first_api.port != second_api.port
-    creds = first_api.add_user()
+    creds = first_api.take_user()
     via_first, via_second = first_api.client(creds), second_api.client(creds)
     workers = [cluster.add_worker(), cluster.add_worker()]
     try:

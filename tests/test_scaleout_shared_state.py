@@ -9,30 +9,38 @@ import hashlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 import scaleout
-from conftest import Server
-from scaleout import Cluster, wait_for
-
-cluster = scaleout.cluster  # the fixture, shared with the other scale-out tests
+from scaleout import Cluster, cluster_env, needs_postgres, wait_for
 
 MiB = 1024 * 1024
 pytestmark = scaleout.ONCE
 
 
-def start_pair(cluster: Cluster, **env: str) -> tuple[Server, Server]:
-    cluster.env.update(env)
-    first, second = cluster.add_api(), cluster.add_api()
-    first.start()
-    second.start()
-    return first, second
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Two API processes (and no worker) on one database, rate limits on."""
+    needs_postgres()
+    tmp = tmp_path_factory.mktemp("shared-state")
+    env = cluster_env(
+        OPENPAN_STORAGE_URL=f"file://{tmp / 'shared-blobs'}",
+        OPENPAN_RATE_LIMIT="true",
+        OPENPAN_TRAFFIC_FLUSH_INTERVAL="0.5",
+        OPENPAN_SYNC_COMPLETE_MAX=str(64 * MiB),  # no worker: uploads complete in the request
+    )
+    group = Cluster(tmp=tmp, env=env)
+    for api in (group.add_api(), group.add_api()):
+        api.start()
+    yield group
+    group.stop()
 
 
 def test_rate_limits_hold_across_api_processes(cluster: Cluster) -> None:
-    first, second = start_pair(cluster, OPENPAN_RATE_LIMIT="true")
-    creds = first.add_user()
+    first, second = cluster.apis[:2]
+    creds = first.take_user()
     clients = [first.client(creds), second.client(creds)]
     try:
         # /api/v1/file/list allows a free user one request per 5 seconds.
@@ -41,7 +49,7 @@ def test_rate_limits_hold_across_api_processes(cluster: Cluster) -> None:
         assert refused["code"] == 429 and "/api/v1/file/list" in refused["message"]
         # Separate limits per endpoint and per client are kept apart.
         assert clients[1].get("/api/v1/user/info")["code"] == 0
-        other = first.add_user()
+        other = first.take_user()
         stranger = second.client(other)
         try:
             listed = stranger.get("/api/v1/file/list", {"parentFileId": 0, "limit": 10})
@@ -54,8 +62,8 @@ def test_rate_limits_hold_across_api_processes(cluster: Cluster) -> None:
 
 
 def test_link_traffic_from_every_process_adds_up(cluster: Cluster) -> None:
-    first, second = start_pair(cluster, OPENPAN_TRAFFIC_FLUSH_INTERVAL="0.5")
-    creds = first.add_user()
+    first, second = cluster.apis[:2]
+    creds = first.take_user()
     client = first.client(creds)
     try:
         data = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(200_000)
@@ -76,10 +84,9 @@ def test_link_traffic_from_every_process_adds_up(cluster: Cluster) -> None:
 
 
 def test_sigterm_lets_the_request_in_flight_finish(cluster: Cluster) -> None:
-    cluster.env["OPENPAN_SYNC_COMPLETE_MAX"] = str(64 * MiB)  # no worker in this cluster
-    server = cluster.add_api()
+    server = cluster.add_api()  # a process of its own: this test stops it
     server.start()
-    client = server.client(server.add_user())
+    client = server.client(cluster.apis[0].take_user())
     try:
         data = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(48 * MiB)
         file_id = client.oss_upload(data, "long.jpg")

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from openpan.services.context import Context
+from openpan.storage import StorageError
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 
@@ -166,6 +167,8 @@ async def object_response(
         first = await anext(chunks)
     except FileNotFoundError:
         return PlainTextResponse("404 Not Found", status_code=404)
+    except StorageError:  # the store did not answer: say so rather than fail the connection
+        return PlainTextResponse("503 Service Unavailable", status_code=503)
     except StopAsyncIteration:
         first = b""
     return StreamingResponse(

@@ -41,6 +41,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from openpan.api.object_serving import object_response
 from openpan.services.context import Context
+from openpan.storage import StorageError
 
 IMMUTABLE = b"public, max-age=31536000, immutable"
 REVALIDATE = b"private, no-cache"
@@ -124,11 +125,11 @@ class PlainResponse(Response):
     def __init__(self, status: int, text: str) -> None:
         self.status_code = status
         self.background = None
-        self.body = text.encode()
-        self.raw_headers = _plain_headers(len(self.body))
+        self.body = self._text = text.encode()
+        self.raw_headers = _plain_headers(len(self._text))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send_plain(send, self.status_code, self.body, scope.get("method") == "HEAD")
+        await send_plain(send, self.status_code, self._text, scope.get("method") == "HEAD")
 
 
 def _plain_headers(length: int) -> list[tuple[bytes, bytes]]:
@@ -252,18 +253,28 @@ async def send_blob(
         data = ctx.hot_blobs.get(blob.key) if size <= ctx.settings.hot_blob_max else None
         if data is None:
             path = ctx.store.local_path(blob.key)
-            if path is None:
+            small = size <= ctx.settings.hot_blob_max
+            # From an object store, small blobs are fetched whole once and then served from
+            # memory like local ones (when proxying); the rest is streamed or redirected.
+            if path is None and not (small and ctx.settings.object_serving == "proxy"):
                 await _from_object_store(scope, receive, send, ctx, blob, on_sent)
                 return
             try:
-                if size <= ctx.settings.hot_blob_max:
-                    data = await _load_small(path, size)
+                if small:
+                    if path is None:
+                        data = await _load_object(ctx, blob.key, size)
+                    else:
+                        data = await _load_small(path, size)
                     ctx.hot_blobs.put(blob.key, data, ctx.settings.hot_blob_memory)
                 else:
+                    assert path is not None
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 # Deleted a moment ago (its last file went): the link leads nowhere now.
                 await send_plain(send, 404, b"404 Not Found")
+                return
+            except StorageError:  # the object store did not answer
+                await send_plain(send, 503, b"503 Service Unavailable")
                 return
     try:
         if span is None:
@@ -278,8 +289,8 @@ async def send_blob(
             ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         if data is not None:
-            body = data if length == len(data) else memoryview(data)[start : end + 1]
-            await send({"type": "http.response.body", "body": body})
+            part = data if length == len(data) else memoryview(data)[start : end + 1]
+            await send({"type": "http.response.body", "body": part})
             if on_sent is not None:
                 on_sent(length)
         elif fd >= 0:
@@ -312,6 +323,13 @@ async def _from_object_store(
         on_sent=on_sent,
     )
     await response(scope, receive, send)
+
+
+async def _load_object(ctx: Context, key: str, size: int) -> bytes:
+    data = b"".join([chunk async for chunk in ctx.store.read(key)])
+    if len(data) != size:
+        raise FileNotFoundError(key)  # not the blob the database describes
+    return data
 
 
 async def _load_small(path: Path, size: int) -> bytes:

@@ -110,6 +110,12 @@ def serve(
     from openpan.api import create_app
 
     settings = _settings(data_dir, host=host, port=port)
+    if settings.queue_url and settings.effective_database_url.startswith("sqlite"):
+        console.print(
+            "[red]error:[/] scale-out mode (OPENPAN_QUEUE_URL) needs a shared database: "
+            "set OPENPAN_DATABASE_URL=postgresql://..."
+        )
+        raise typer.Exit(2)
     asyncio.run(_bootstrap(settings))
     console.print(f"openpan listening on http://{settings.host}:{settings.port}", highlight=False)
     console.print(f"public URL: {settings.effective_public_url}", highlight=False)

@@ -38,6 +38,12 @@ def worker(
     if not settings.queue_url:
         console.print("[red]error:[/] `openpan worker` needs OPENPAN_QUEUE_URL (the job broker)")
         raise typer.Exit(2)
+    if settings.effective_database_url.startswith("sqlite"):
+        console.print(
+            "[red]error:[/] workers share the database with the API processes: "
+            "set OPENPAN_DATABASE_URL=postgresql://..."
+        )
+        raise typer.Exit(2)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

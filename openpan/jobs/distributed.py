@@ -128,7 +128,13 @@ class DistributedRunner:
                 max_size=(workers + sum(self.lanes.values()) + 4) if run_jobs else 4,
             )
         )
-        self._task = self.app.task(name=TASK_NAME, pass_context=False)(self._run_job)
+        # Handlers' own failures are recorded in the outbox; what reaches procrastinate is the
+        # database failing under the claim or the outcome: then the task runs again.
+        self._task = self.app.task(
+            name=TASK_NAME,
+            pass_context=False,
+            retry=procrastinate.RetryStrategy(max_attempts=20, wait=5),
+        )(self._run_job)
 
     # JobRunner ---------------------------------------------------------------------------
 
@@ -147,21 +153,29 @@ class DistributedRunner:
             self._tasks.append(asyncio.create_task(self._recover_loop(), name="stalled jobs"))
             pools = [(DEFAULT_QUEUE, self.workers), *self.lanes.items()]
             self._worker_tasks = [
-                asyncio.create_task(
-                    self.app.run_worker_async(
-                        name=f"{self.name}/{queue}",
-                        queues=[queue],
-                        concurrency=count,
-                        install_signal_handlers=False,
-                        update_heartbeat_interval=self.heartbeat,
-                        stalled_worker_timeout=self.stalled_after,
-                        fetch_job_polling_interval=min(5.0, self.heartbeat),
-                        delete_jobs="successful",
-                    ),
-                    name=f"procrastinate worker {queue}",
-                )
+                asyncio.create_task(self._work(queue, count), name=f"job worker {queue}")
                 for queue, count in pools
             ]
+
+    async def _work(self, queue: str, concurrency: int) -> None:
+        """Run procrastinate's worker for ``queue`` until cancelled (a graceful stop). It stops
+        by itself when its connection to the broker breaks: then it is started again."""
+        while True:
+            try:
+                await self.app.run_worker_async(
+                    name=f"{self.name}/{queue}",
+                    queues=[queue],
+                    concurrency=concurrency,
+                    install_signal_handlers=False,
+                    update_heartbeat_interval=self.heartbeat,
+                    stalled_worker_timeout=self.stalled_after,
+                    fetch_job_polling_interval=min(5.0, self.heartbeat),
+                    delete_jobs="successful",
+                )
+                log.warning("the job worker for %s stopped; starting it again", queue)
+            except Exception:
+                log.exception("the job worker for %s failed; starting it again", queue)
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         """Stop taking work; jobs still running after ``job_grace`` seconds are handed back."""
@@ -175,9 +189,6 @@ class DistributedRunner:
             if pending:
                 self._handing_back.set()
                 await asyncio.wait(pending)
-            for worker in workers:
-                if not worker.cancelled() and worker.exception() is not None:
-                    log.error("a worker stopped with an error", exc_info=worker.exception())
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -29,17 +29,17 @@ import hashlib
 import logging
 import os
 import random
+import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Coroutine
-from concurrent.futures import Future
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-import anyio
 import httpx
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -76,10 +76,13 @@ MAX_URL = 4096
 RUNNING, FAILED, SUCCEEDED, RETRYING = 0, 1, 2, 3
 UNFINISHED = (RUNNING, RETRYING)
 
-# Bytes gathered from the network before one write: a thread hop per 64 KiB read would cost
-# more than the write itself.
+# Bytes gathered from the network before they are handed to the writing and hashing threads:
+# each hand-over costs two thread hops, which a busy machine makes slow. Small at first (a small
+# file is done in one or two), larger once a download proves big; two batches are in memory.
 BATCH = 1024 * 1024
+BIG_BATCH = 4 * 1024 * 1024
 MAX_BACKOFF = 300.0
+SWITCH_INTERVAL = 0.0005
 _TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 
 
@@ -345,9 +348,11 @@ async def download_job(ctx: Context, payload: dict[str, Any]) -> None:
     await _Download(ctx, int(payload["task_id"])).run()
 
 
-def _write(path: str, chunks: list[bytes], offset: int, durable: bool) -> None:
+def _write(path: str, chunks: list[bytes], offset: int) -> None:
     # Its own descriptor per batch: a batch still being written after its download was cancelled
-    # can never land in a file descriptor number reused by something else.
+    # can never land in a file descriptor number reused by something else. No fadvise/sync here:
+    # asking the kernel to drop each batch from the page cache made every write wait for the
+    # disk (3 s/GiB instead of 1); durability comes from ``_Sink``'s periodic sync instead.
     fd = os.open(path, os.O_WRONLY)
     try:
         views = [memoryview(chunk) for chunk in chunks]
@@ -360,12 +365,6 @@ def _write(path: str, chunks: list[bytes], offset: int, durable: bool) -> None:
                 views.pop(0)
             if views and written:
                 views[0] = views[0][written:]
-        if durable:
-            os.fdatasync(fd)
-        elif hasattr(os, "posix_fadvise"):
-            # Start writing this batch out now rather than leave it to pile up in the page
-            # cache: the fsync that makes the finished file durable then has little left to do.
-            os.posix_fadvise(fd, offset, position - offset, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
 
@@ -381,6 +380,16 @@ def _sync(path: str) -> None:
         os.fdatasync(fd)
     finally:
         os.close(fd)
+
+
+# Threads that write, hash and sync downloads, kept for the life of the process: anyio's pool
+# on the download loop kept starting and retiring threads, a cost paid per batch.
+_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="offline-io")
+R = TypeVar("R")
+
+
+async def _in_thread(function: Callable[..., R], *args: Any) -> R:
+    return await asyncio.get_running_loop().run_in_executor(_THREADS, function, *args)
 
 
 def _prepare_partial(path: str, keep: int) -> tuple[Any, bytes, int]:
@@ -407,13 +416,15 @@ def _prepare_partial(path: str, keep: int) -> tuple[Any, bytes, int]:
 @dataclass
 class _Sink:
     """The partial file. Each batch is written in one worker thread and hashed in another (md5
-    is the slowest step), while the next batch is received."""
+    is the slowest step), while the next batch is received; the periodic sync that progress
+    waits for runs in a third, so a slow disk flush never holds up receiving."""
 
     path: str
     written: int
     hasher: Any
     synced: int = 0  # bytes known to be on disk
     _pending: list[asyncio.Task[None]] = field(default_factory=list, init=False)
+    _syncing: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def write(self, chunks: list[bytes], size: int, durable: bool = False) -> None:
         """Hand ``chunks`` (``size`` bytes) over; waits for the batch before them.
@@ -423,24 +434,34 @@ class _Sink:
         self.written += size
         self._pending = [
             asyncio.create_task(self._write(chunks, offset, size, durable)),
-            asyncio.create_task(anyio.to_thread.run_sync(_hash, self.hasher, chunks)),
+            asyncio.create_task(_in_thread(_hash, self.hasher, chunks)),
         ]
 
     async def _write(self, chunks: list[bytes], offset: int, size: int, durable: bool) -> None:
-        await anyio.to_thread.run_sync(_write, self.path, chunks, offset, durable)
-        if durable:
-            self.synced = offset + size
+        await _in_thread(_write, self.path, chunks, offset)
+        if durable and (self._syncing is None or self._syncing.done()):
+            # A sync still running from last time is skipped: the next interval catches up.
+            self._syncing = asyncio.create_task(self._sync_to(offset + size))
 
-    async def drain(self) -> None:
+    async def _sync_to(self, end: int) -> None:
+        with contextlib.suppress(OSError):  # only a progress note is lost; the end syncs again
+            await _in_thread(_sync, self.path)
+            self.synced = max(self.synced, end)
+
+    async def drain(self, syncing: bool = False) -> None:
+        """Wait for the batch handed over last (and a periodic sync too, if ``syncing``)."""
         pending, self._pending = self._pending, []
+        if syncing and self._syncing is not None:
+            pending.append(self._syncing)
+            self._syncing = None
         for outcome in await asyncio.gather(*pending, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 raise outcome
 
     async def sync(self) -> int:
         """Everything so far on disk; returns how many bytes that is."""
-        await self.drain()
-        await anyio.to_thread.run_sync(_sync, self.path)
+        await self.drain(syncing=True)
+        await _in_thread(_sync, self.path)
         self.synced = self.written
         return self.written
 
@@ -453,6 +474,7 @@ class _Download:
         self.settings = ctx.settings
         self.task_id = task_id
         self.task: OfflineTask
+        self.user: User | None = None
         self.sink: _Sink | None = None
         self.durable = 0  # bytes of the partial file known to be on disk and recorded
         # Task fields learnt but not yet written: they go with the next write the task needs
@@ -465,10 +487,18 @@ class _Download:
 
     async def run(self) -> None:
         async with self.ctx.db.read() as session:
-            task = await session.get(OfflineTask, self.task_id)
+            found = (
+                await session.execute(
+                    select(OfflineTask, User)
+                    .outerjoin(User, User.id == OfflineTask.user_id)
+                    .where(OfflineTask.id == self.task_id)
+                )
+            ).first()
+        task, user = found if found is not None else (None, None)
         if task is None or task.status in (FAILED, SUCCEEDED) or not task.active:
             return  # finished already (a job re-run after a crash), or never admitted
         self.task = task
+        self.user = user
         self.loop = asyncio.get_running_loop()
         try:
             fetched = await _DownloadLoop.run(self._fetch())
@@ -627,7 +657,7 @@ class _Download:
             keep = 0
         else:
             keep = task.bytes_done
-        hasher, head, kept = await anyio.to_thread.run_sync(_prepare_partial, path, keep)
+        hasher, head, kept = await _in_thread(_prepare_partial, path, keep)
         if path != task.partial_path:
             self._learnt(partial_path=path)
         if kept != task.bytes_done:
@@ -658,14 +688,14 @@ class _Download:
             # Nothing of this loop's may be left running once the server's loop takes over.
             if self.sink is not None:
                 with contextlib.suppress(Exception):
-                    await self.sink.drain()
+                    await self.sink.drain(syncing=True)
 
     async def _restart(self) -> None:
         """Throw away the bytes kept so far and start again from the first byte."""
         assert self.sink is not None
-        await self.sink.drain()
+        await self.sink.drain(syncing=True)
         path = self.sink.path
-        await anyio.to_thread.run_sync(os.truncate, path, 0)
+        await _in_thread(os.truncate, path, 0)
         self.sink = _Sink(path=path, written=0, hasher=hashlib.md5())
         self.durable = 0
         self._learnt(bytes_done=0, validator=None)
@@ -742,7 +772,9 @@ class _Download:
                     batch.append(chunk)
                     batched += len(chunk)
                     now = time.monotonic()
-                    if batched >= BATCH or now >= next_progress:
+                    if batched >= (BIG_BATCH if received > 4 * BIG_BATCH else BATCH) or (
+                        now >= next_progress
+                    ):
                         durable = now >= next_progress
                         await sink.write(batch, batched, durable)
                         batch, batched = [], 0
@@ -828,13 +860,11 @@ class _Download:
         assert self.sink is not None
         path = Path(self.sink.path)
         await self._settle()
+        user = self.user
         async with self.ctx.db.read() as session:
-            user = await session.get(User, task.user_id)
             have_blob = await blobs.find(session, fetched.md5, fetched.size) is not None
         if user is None:
             raise _Permanent("用户不存在 (the user is gone)")
-        if task.space == SPACE_DISK:
-            await disk.check_space(self.ctx, user, fetched.size)
         key: str | None = None
         for _ in range(2):
             if not have_blob and key is None:
@@ -867,6 +897,8 @@ class _Download:
         task = self.task
         space = task.space
         async with self.ctx.db.write() as session:
+            if space == SPACE_DISK:
+                await disk.check_space_locked(session, self.ctx, user, fetched.size)
             parent_id = await self._commit_target(session, user)
             now = utcnow()
             name = _final_name(task, fetched.sniffed)
@@ -959,6 +991,10 @@ class _DownloadLoop:
         with cls._guard:
             if cls._loop is None:
                 loop = _new_loop()
+                # The GIL passes between threads every 5 ms by default: the server's loop, back
+                # from each database or socket call, would wait that long behind this thread's
+                # parsing. Shorter turns keep requests and transactions moving while it receives.
+                sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
                 threading.Thread(target=loop.run_forever, name="downloads", daemon=True).start()
                 cls._loop = loop
             return cls._loop

@@ -152,7 +152,7 @@ def _nothing_removed(session: Session) -> None:
     session.info.pop(_REMOVED_KEY, None)
 
 
-def _store(table: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+def _store(table: dict[Any, Any], key: object, value: object) -> None:
     if len(table) >= MAX_ENTRIES:
         # Dicts keep insertion order: drop the oldest tenth in one go.
         for old in list(table)[: MAX_ENTRIES // 10]:

@@ -92,11 +92,17 @@ async def authenticate(ctx: Context, authorization: str | None) -> User:
         raise Unauthorized("access_token无效 (invalid token)")
     if exp <= epoch(utcnow()):
         raise Unauthorized("access_token已过期 (token expired)")
+    # One statement for the token and its user: every API request pays for this lookup.
     async with ctx.db.read() as session:
-        row = await session.get(AccessToken, str(claims["jti"]))
-        if row is None or row.revoked:
-            raise Unauthorized("access_token已失效: tokens number has exceeded the limit")
-        user = await session.get(User, row.user_id)
-    if user is None:
+        row = (
+            await session.execute(
+                select(AccessToken.revoked, User)
+                .outerjoin(User, User.id == AccessToken.user_id)
+                .where(AccessToken.jti == str(claims["jti"]))
+            )
+        ).first()
+    if row is None or row[0]:
+        raise Unauthorized("access_token已失效: tokens number has exceeded the limit")
+    if row[1] is None:
         raise Unauthorized()
-    return user
+    return row[1]

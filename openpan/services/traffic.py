@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Table, bindparam, update
 
 from openpan.db.engine import Database
 from openpan.db.models import File
 
 log = logging.getLogger("openpan.traffic")
 # The table, not the ORM class: one executemany UPDATE for the whole batch.
-_files = File.__table__
+_files: Table = File.__table__  # type: ignore[assignment]
 
 
 class FileTraffic:

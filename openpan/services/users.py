@@ -16,6 +16,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.models import AccessToken, User
 from openpan.errors import OpenpanError
+from openpan.services.public_links import domain_host
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
@@ -104,7 +105,10 @@ async def update_user(
         if vip is not None:
             user.vip = vip
         if custom_domain is not None:
-            user.custom_domain = custom_domain.strip().lower() or None
+            domain = custom_domain.strip().lower() or None
+            if domain is not None:
+                await _check_domain_free(session, user.id, domain)
+            user.custom_domain = domain
         if referer_allow is not None:
             user.referer_allow = referer_allow.strip() or None
         if referer_allow_empty is not None:
@@ -114,3 +118,18 @@ async def update_user(
         if storage_quota is not None:
             user.storage_quota = storage_quota if storage_quota >= 0 else None
         return user
+
+
+async def _check_domain_free(session: AsyncSession, user_id: int, domain: str) -> None:
+    """A custom domain serves one user's links, so two users cannot share one."""
+    host = domain_host(domain)
+    if not host:
+        raise OpenpanError(f"domain {domain!r} has no host name")
+    others = await session.execute(
+        select(User.name, User.custom_domain).where(
+            User.custom_domain.is_not(None), User.id != user_id
+        )
+    )
+    for name, other in others:
+        if other and domain_host(other) == host:
+            raise OpenpanError(f"domain {host!r} is already the custom domain of user {name!r}")

@@ -9,7 +9,7 @@ Layout under the root::
     tmp/                          temporary files, renamed into blobs/ when committed
 
 Writing parts in place means completing an upload needs no copy: the data file is hashed once
-and renamed into ``blobs/``. A part that fails midway has no marker, so it does not count.
+(mostly while its parts arrive, see ``running_md5``) and renamed into ``blobs/``. A part that fails midway has no marker, so it does not count.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ import anyio
 from openpan.storage.base import Assembled, PartInfo, PartSizeError, StorageError
 from openpan.storage.running_md5 import RunningMd5
 
-# Bytes gathered before one write (a thread hop per network chunk would cost more than the write).
-WRITE_BUFFER = 4 * 1024 * 1024
+# Bytes gathered before one write: a thread hop per network chunk would cost more than the
+# write, and much larger batches leave the CPU cache before they are copied (measured: 64 KiB
+# to 1 MiB cost the same, 4 MiB a quarter more CPU per GiB received).
+WRITE_BUFFER = 256 * 1024
 READ_CHUNK = 256 * 1024
 
 
@@ -220,7 +222,9 @@ class LocalStore:
         with _storage_errors():
             # Usually hashed already while the slices came in; otherwise hash it now.
             hashed = await self._md5s.finish(upload_id, folder)
-            md5, size = hashed or await anyio.to_thread.run_sync(_hash_file, folder / "data")
+            if hashed is None:
+                hashed = await anyio.to_thread.run_sync(_hash_file, folder / "data")
+        md5, size = hashed
         return Assembled(md5=md5, size=size)
 
     async def commit_upload(self, upload_id: str, key: str) -> None:

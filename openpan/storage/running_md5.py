@@ -133,14 +133,18 @@ def _markers(parts: Path) -> dict[int, str]:
 
 
 def _hash_range(path: Path, hasher: hashlib._Hash, offset: int, length: int) -> None:
+    # One buffer for the whole range: a fresh allocation per read costs more than the read.
+    buffer = bytearray(min(READ_CHUNK, length))
+    view = memoryview(buffer)
     fd = os.open(path, os.O_RDONLY)
     try:
         end = offset + length
         while offset < end:
-            chunk = os.pread(fd, min(READ_CHUNK, end - offset), offset)
-            if not chunk:
+            want = min(len(buffer), end - offset)
+            got = os.preadv(fd, [view[:want]], offset)
+            if not got:
                 raise OSError(f"{path} ends at {offset}, before {end}")
-            hasher.update(chunk)
-            offset += len(chunk)
+            hasher.update(view[:got])
+            offset += got
     finally:
         os.close(fd)
