@@ -323,9 +323,12 @@ def test_rename_list_entries_for_unknown_files_fail_one_by_one(api: Api, world: 
 
 
 def test_searches_with_sql_and_like_syntax_are_plain_text(api: Api, world: World) -> None:
-    for text in ("%", "_", "' OR 1=1 --", "\\", "\x00", "名字"):
+    for text in ("%", "_", "' OR 1=1 --", "\\", "名字"):
         answer = api.get(LIST_V2, {"parentFileId": 0, "limit": 10, "searchData": text})
         assert answer["code"] == 0 and answer["data"]["fileList"] == [], (text, answer)
+    # A NUL can be stored by neither database: refused, naming the field.
+    answer = api.get(LIST_V2, {"parentFileId": 0, "limit": 10, "searchData": "\x00"})
+    assert answer["code"] == 1 and answer["message"].startswith("searchData"), answer
 
 
 def _form(api: Api, path: str, fields: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,6 @@ import hashlib
 import logging
 import os
 import random
-import sys
 import threading
 import time
 import unicodedata
@@ -82,7 +81,6 @@ UNFINISHED = (RUNNING, RETRYING)
 BATCH = 1024 * 1024
 BIG_BATCH = 4 * 1024 * 1024
 MAX_BACKOFF = 300.0
-SWITCH_INTERVAL = 0.0005
 _TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523, 524})
 
 
@@ -991,10 +989,6 @@ class _DownloadLoop:
         with cls._guard:
             if cls._loop is None:
                 loop = _new_loop()
-                # The GIL passes between threads every 5 ms by default: the server's loop, back
-                # from each database or socket call, would wait that long behind this thread's
-                # parsing. Shorter turns keep requests and transactions moving while it receives.
-                sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
                 threading.Thread(target=loop.run_forever, name="downloads", daemon=True).start()
                 cls._loop = loop
             return cls._loop

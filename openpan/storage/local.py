@@ -9,7 +9,8 @@ Layout under the root::
     tmp/                          temporary files, renamed into blobs/ when committed
 
 Writing parts in place means completing an upload needs no copy: the data file is hashed once
-(mostly while its parts arrive, see ``running_md5``) and renamed into ``blobs/``. A part that fails midway has no marker, so it does not count.
+(mostly while its parts arrive, see ``running_md5``) and renamed into ``blobs/``. A part that
+fails midway has no marker, so it does not count.
 """
 
 from __future__ import annotations
