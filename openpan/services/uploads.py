@@ -373,6 +373,9 @@ async def _finish(ctx: Context, upload_id: str) -> None:
             if not await ctx.store.exists(key):  # else another process finished it meanwhile
                 await _fail(ctx, upload, f"上传失败, 请重新上传 (upload failed: {exc})")
                 return
+    else:
+        # A finish cut off after its bytes became the blob: drop what is left of the slices.
+        await ctx.store.abort_upload(upload.id)
     try:
         async with ctx.db.write() as session:
             current = await session.get(UploadSession, upload_id)
