@@ -15,74 +15,20 @@ Two ways, chosen by ``OPENPAN_OBJECT_SERVING``:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
+from openpan.api.conditional import (
+    UNSATISFIABLE,
+    http_date,
+    not_modified,
+    parse_range,
+    range_matches,
+)
 from openpan.services.context import Context
 from openpan.storage import StorageError
-
-IMMUTABLE = "public, max-age=31536000, immutable"
-
-
-def http_date(moment: datetime) -> str:
-    """A naive-UTC time as an HTTP date (``Sun, 06 Nov 1994 08:49:37 GMT``)."""
-    return format_datetime(moment.replace(tzinfo=UTC, microsecond=0), usegmt=True)
-
-
-def _not_modified(request: Request, etag: str, modified: datetime) -> bool:
-    tags = request.headers.get("if-none-match")
-    if tags is not None:
-        wanted = {t.strip().removeprefix("W/") for t in tags.split(",")}
-        return "*" in wanted or f'"{etag}"' in wanted
-    since = request.headers.get("if-modified-since")
-    if since is None:
-        return False
-    try:
-        when = parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False
-    if when.tzinfo is None:
-        return False
-    return modified.replace(tzinfo=UTC, microsecond=0) <= when
-
-
-def parse_range(
-    request: Request, size: int, etag: str, modified: datetime
-) -> tuple[int, int] | None:
-    """The single byte range asked for, as ``(start, end)`` with ``end`` exclusive; ``None``
-    for the whole file (no Range, several ranges, a stale If-Range, or a malformed header).
-
-    Raises ``ValueError`` for a well-formed range that the file cannot satisfy (416).
-    """
-    header = request.headers.get("range")
-    if not header or request.method not in ("GET", "HEAD"):
-        return None
-    if_range = request.headers.get("if-range")
-    if if_range is not None and if_range.strip() not in (f'"{etag}"', http_date(modified)):
-        return None
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
-        return None
-    if not first.isdigit():  # suffix: the last N bytes
-        length = int(last)
-        if length == 0:
-            raise ValueError("empty suffix range")
-        return max(0, size - length), size
-    start = int(first)
-    if last and not last.isdigit():
-        return None
-    end = min(size, int(last) + 1) if last else size
-    if last and int(last) < start:
-        return None
-    if start >= size:
-        raise ValueError("range starts beyond the end")
-    return start, end
 
 
 async def _counted(
@@ -118,20 +64,32 @@ async def object_response(
     ``headers`` are the ones every answer about this blob carries (validators, caching,
     type options, disposition), as the local backend sends them.
     """
+    quoted = f'"{etag}"'.encode()
+    last_modified = http_date(modified)
     base = dict(headers)
-    base.setdefault("ETag", f'"{etag}"')
-    base.setdefault("Last-Modified", http_date(modified))
+    base.setdefault("ETag", quoted.decode())
+    base.setdefault("Last-Modified", last_modified.decode())
     base.setdefault("Accept-Ranges", "bytes")
-    if _not_modified(request, etag, modified):
+    if not_modified(
+        request.headers.get("if-none-match"),
+        request.headers.get("if-modified-since"),
+        quoted,
+        modified,
+    ):
         kept = ("etag", "last-modified", "cache-control", "vary", "expires")
         return Response(
             status_code=304, headers={k: v for k, v in base.items() if k.lower() in kept}
         )
-    try:
-        span = parse_range(request, size, etag, modified)
-    except ValueError:
+    span = None
+    range_header = request.headers.get("range")
+    if range_header is not None and range_matches(
+        request.headers.get("if-range"), quoted, last_modified
+    ):
+        span = parse_range(range_header, size)
+    if span == UNSATISFIABLE:
         return Response(status_code=416, headers={**base, "Content-Range": f"bytes */{size}"})
-    start, end = span if span is not None else (0, size)
+    # parse_range's last byte is inclusive; the store reads to an exclusive end.
+    start, end = (span[0], span[1] + 1) if span is not None else (0, size)
     status = 206 if span is not None else 200
     if span is not None:
         base["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
