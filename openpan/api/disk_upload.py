@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from openpan.api import multipart
+from openpan.api import multipart, upload_steps
 from openpan.api.disk import dir_id
 from openpan.api.envelope import failure, ok
 from openpan.api.params import Params
@@ -95,10 +95,6 @@ async def _create(request: Request, params: Params, user: User, version: int) ->
     return answer
 
 
-def _preupload_id(params: Params) -> str:
-    return params.string("preuploadID", max_len=256, allow_empty=False)
-
-
 @endpoint("/upload/v1/file/create")
 async def create_v1(request: Request, params: Params, user: User) -> dict[str, Any]:
     return await _create(request, params, user, 1)
@@ -106,24 +102,18 @@ async def create_v1(request: Request, params: Params, user: User) -> dict[str, A
 
 @endpoint("/upload/v1/file/get_upload_url")
 async def get_upload_url(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    upload_id = _preupload_id(params)
-    number = params.integer("sliceNo", minimum=1, maximum=100_000)
-    url, several = await uploads.upload_url(ctx, user, upload_id, number, SPACE_DISK)
-    return {"presignedURL": url, "isMultipart": several}
+    return await upload_steps.upload_url(request, params, user, SPACE_DISK)
 
 
 @endpoint("/upload/v1/file/list_upload_parts")
 async def list_upload_parts(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    parts = await uploads.list_parts(ctx, user, _preupload_id(params), SPACE_DISK)
-    return {"parts": [{"partNumber": str(p.number), "size": p.size, "etag": p.md5} for p in parts]}
+    return await upload_steps.upload_parts(request, params, user, SPACE_DISK)
 
 
 @endpoint("/upload/v1/file/upload_complete")
 async def upload_complete(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    done = await uploads.complete(ctx, user, _preupload_id(params), SPACE_DISK)
+    done = await uploads.complete(ctx, user, upload_steps.preupload_id(params), SPACE_DISK)
     return {
         "async": done.is_async,
         "completed": done.completed,
@@ -134,7 +124,7 @@ async def upload_complete(request: Request, params: Params, user: User) -> dict[
 @endpoint("/upload/v1/file/upload_async_result")
 async def upload_async_result(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    done = await uploads.result(ctx, user, _preupload_id(params), SPACE_DISK)
+    done = await uploads.result(ctx, user, upload_steps.preupload_id(params), SPACE_DISK)
     return {"completed": done.completed, "fileID": done.file.id if done.file else 0}
 
 
@@ -162,7 +152,7 @@ def _received(form: multipart.Received, name: str) -> multipart.ReceivedFile:
 @form_endpoint("/upload/v2/file/slice", _slice_limits)
 async def upload_slice(request: Request, form: multipart.Received, user: User) -> None:
     params = form.params
-    upload_id = _preupload_id(params)
+    upload_id = upload_steps.preupload_id(params)
     number = params.integer("sliceNo", minimum=1, maximum=100_000)
     slice_md5 = params.string("sliceMD5", max_len=64)
     part = _received(form, "slice")
@@ -173,7 +163,7 @@ async def upload_slice(request: Request, form: multipart.Received, user: User) -
 
 @endpoint("/upload/v2/file/upload_complete")
 async def upload_complete_v2(request: Request, params: Params, user: User) -> dict[str, Any]:
-    file = await disk_uploads.complete_v2(context(request), user, _preupload_id(params))
+    file = await disk_uploads.complete_v2(context(request), user, upload_steps.preupload_id(params))
     if file is None:
         raise StillVerifying(
             "文件校验中, 请1秒后再次调用此接口 (still verifying; ask again in a second)"

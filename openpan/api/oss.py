@@ -9,6 +9,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from openpan.api import upload_steps
 from openpan.api.params import Params
 from openpan.api.routing import context, endpoint
 from openpan.clock import format_api_time, from_timestamp
@@ -92,30 +93,20 @@ async def create(request: Request, params: Params, user: User) -> dict[str, Any]
     }
 
 
-def _preupload_id(params: Params) -> str:
-    return params.string("preuploadID", max_len=256, allow_empty=False)
-
-
 @endpoint("/upload/v1/oss/file/get_upload_url")
 async def get_upload_url(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    upload_id = _preupload_id(params)
-    number = params.integer("sliceNo", minimum=1, maximum=100_000)
-    url, multipart = await uploads.upload_url(ctx, user, upload_id, number, SPACE_OSS)
-    return {"presignedURL": url, "isMultipart": multipart}
+    return await upload_steps.upload_url(request, params, user, SPACE_OSS)
 
 
 @endpoint("/upload/v1/oss/file/list_upload_parts")
 async def list_upload_parts(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    parts = await uploads.list_parts(ctx, user, _preupload_id(params), SPACE_OSS)
-    return {"parts": [{"partNumber": str(p.number), "size": p.size, "etag": p.md5} for p in parts]}
+    return await upload_steps.upload_parts(request, params, user, SPACE_OSS)
 
 
 @endpoint("/upload/v1/oss/file/upload_complete")
 async def upload_complete(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    done = await uploads.complete(ctx, user, _preupload_id(params), SPACE_OSS)
+    done = await uploads.complete(ctx, user, upload_steps.preupload_id(params), SPACE_OSS)
     return {
         "async": done.is_async,
         "completed": done.completed,
@@ -126,7 +117,7 @@ async def upload_complete(request: Request, params: Params, user: User) -> dict[
 @endpoint("/upload/v1/oss/file/upload_async_result")
 async def upload_async_result(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    done = await uploads.result(ctx, user, _preupload_id(params), SPACE_OSS)
+    done = await uploads.result(ctx, user, upload_steps.preupload_id(params), SPACE_OSS)
     return {"completed": done.completed, "fileID": done.file.oss_id if done.file else ""}
 
 
