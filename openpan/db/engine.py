@@ -9,17 +9,26 @@ in parallel under WAL. PostgreSQL needs neither: its transactions and row locks 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from openpan.db.inline_sqlite import inline_creator
+
+# The longest a write waits for another process's transaction to end (SQLite's write lock).
+LOCK_WAIT = 30.0
+# SQLite's own wait for a lock when statements run on the event loop: short, see ``write``.
+_INLINE_BUSY = 0.02
 
 
 class Database:
@@ -29,22 +38,33 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+        database = make_url(url).database
+        self._inline = bool(self.is_sqlite and database and database != ":memory:")
+        if self._inline:
+            # Statements run on the event loop itself: see ``inline_sqlite`` for why. SQLite's
+            # own wait for another process's lock would stop the loop, so it is kept short and
+            # ``write`` waits for the lock instead (the one place another writer can be met).
+            kwargs["async_creator"] = inline_creator(str(database), timeout=_INLINE_BUSY)
+        elif self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": LOCK_WAIT}
         else:
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, _INLINE_BUSY if self._inline else LOCK_WAIT)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A session for queries; nothing it does is committed."""
+        """A session for queries; nothing it does is committed. Each statement sees what was
+        committed before it ran (PostgreSQL's READ COMMITTED, and the same on SQLite, where the
+        session opens no transaction: a BEGIN and ROLLBACK per read cost more than the query)."""
         async with self._sessions() as session:
+            if self.is_sqlite:
+                await session.connection(execution_options={"sqlite_autocommit": True})
             yield session
 
     @asynccontextmanager
@@ -52,7 +72,7 @@ class Database:
         """A transaction: committed when the block ends, rolled back if it raises."""
         if self.is_sqlite:
             async with self._write_lock, self._sessions() as session:
-                await session.connection(execution_options={"sqlite_immediate": True})
+                await _begin_immediate(session)
                 try:
                     yield session
                     await session.commit()
@@ -67,7 +87,24 @@ class Database:
         await self.engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+async def _begin_immediate(session: AsyncSession) -> None:
+    """Start the session's write transaction, waiting (with the event loop free) while another
+    process holds SQLite's write lock, for at most ``LOCK_WAIT`` seconds."""
+    deadline = time.monotonic() + LOCK_WAIT
+    delay = 0.005
+    while True:
+        try:
+            await session.connection(execution_options={"sqlite_immediate": True})
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        await session.rollback()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _configure_sqlite(engine: AsyncEngine, busy: float) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -78,14 +115,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        if conn.get_execution_options().get("sqlite_immediate"):
+        options = conn.get_execution_options()
+        if options.get("sqlite_immediate"):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
+        elif not options.get("sqlite_autocommit"):
             conn.exec_driver_sql("BEGIN")
 
 

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from openpan.db.engine import LOCK_WAIT
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATE_LOCK = 0x6F70656E70616E30  # pg_advisory_xact_lock key ("openpan0")
 
@@ -36,4 +38,13 @@ async def upgrade(engine: AsyncEngine) -> None:
             await connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATE_LOCK}
             )
-        await connection.run_sync(_upgrade)
+            await connection.run_sync(_upgrade)
+            return
+        # SQLite. Once, at start-up, waiting on the event loop for another process's write lock
+        # is fine (statements run on it, see ``inline_sqlite``), and a new schema needs the lock.
+        usual = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar_one()
+        await connection.exec_driver_sql(f"PRAGMA busy_timeout={int(LOCK_WAIT * 1000)}")
+        try:
+            await connection.run_sync(_upgrade)
+        finally:
+            await connection.exec_driver_sql(f"PRAGMA busy_timeout={int(usual)}")

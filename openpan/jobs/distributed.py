@@ -141,7 +141,7 @@ class DistributedRunner:
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
 
-    def notify(self) -> None:
+    def notify(self, *kinds: str) -> None:
         self._wake.set()
 
     async def start(self) -> None:

@@ -15,6 +15,8 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -54,6 +56,34 @@ def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], delay: fl
     return job
 
 
+@dataclass
+class _Running:
+    """The job the current task is running for the in-process runner."""
+
+    job_id: int
+    settled: bool = False
+
+
+_running: ContextVar[_Running | None] = ContextVar("openpan_running_job", default=None)
+
+
+async def settle_current_job(session: AsyncSession) -> None:
+    """Mark the job being run as done in the caller's transaction, which then decides its fate:
+    the runner writes nothing more for it when the handler returns. A handler whose last step
+    is a transaction anyway saves one (downloads end this way, one each). Does nothing outside
+    the in-process runner (the distributed engine records its own outcomes)."""
+    running = _running.get()
+    if running is None:
+        return
+    await session.execute(
+        update(Job)
+        .where(Job.id == running.job_id)
+        .values(status="done", locked_at=None, last_error=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    running.settled = True
+
+
 class JobRunner(Protocol):
     """Runs the jobs that ``enqueue`` recorded."""
 
@@ -61,8 +91,9 @@ class JobRunner(Protocol):
         """Run ``handler(payload)`` for jobs of ``kind``."""
         ...
 
-    def notify(self) -> None:
-        """A job was committed: look for work now rather than at the next poll."""
+    def notify(self, *kinds: str) -> None:
+        """A job was committed: look for work now rather than at the next poll. ``kinds``: the
+        kinds of the jobs committed, if known (only their workers need to look)."""
         ...
 
     async def start(self) -> None: ...
@@ -93,8 +124,10 @@ class InProcessRunner:
         self._handlers: dict[str, Handler] = {}
         # Idle workers of each lane (None: the shared workers) wait on a future each. A notify
         # wakes one of them, and a worker that found a job wakes the next, so a burst of jobs
-        # is picked up without every idle worker querying the table at every notify.
-        self._idle: dict[str | None, list[asyncio.Future[None]]] = {None: []}
+        # is picked up without every idle worker querying the table at every notify. The
+        # future's result says whether the waker knows of a job (a notify): then the worker
+        # claims at once, without looking first.
+        self._idle: dict[str | None, list[asyncio.Future[bool]]] = {None: []}
         self._idle.update({kind: [] for kind in self.lanes})
         # A notify that found no worker idle: the next one about to sleep looks again first.
         self._missed: dict[str | None, bool] = dict.fromkeys(self._idle, False)
@@ -111,16 +144,20 @@ class InProcessRunner:
     def register(self, kind: str, handler: Handler) -> None:
         self._handlers[kind] = handler
 
-    def notify(self) -> None:
-        for lane in self._idle:
-            self._wake_one(lane)
+    def notify(self, *kinds: str) -> None:
+        if not kinds:
+            lanes: set[str | None] = set(self._idle)
+        else:
+            lanes = {kind if kind in self.lanes else None for kind in kinds}
+        for lane in lanes:
+            self._wake_one(lane, known=True)
 
-    def _wake_one(self, lane: str | None) -> None:
+    def _wake_one(self, lane: str | None, known: bool = False) -> None:
         waiters = self._idle[lane]
         while waiters:
             waiter = waiters.pop()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(known)
                 return
         self._missed[lane] = True
 
@@ -151,50 +188,56 @@ class InProcessRunner:
         woken, which costs an idle server nothing."""
         loop = asyncio.get_running_loop()
         idle = self._idle[lane]
+        known = False  # woken by a notify: a job was just committed
         while not self._stopping:
             self._missed[lane] = False
             try:
                 async with self._claiming[lane]:
-                    job = await self._claim(lane)
+                    job = await self._claim(lane, look_first=not known)
             except Exception:  # the database was briefly unavailable; try again shortly
                 log.exception("claiming a job failed")
                 job = None
             if job is None:
                 if self._missed[lane]:
                     continue
-                waiter: asyncio.Future[None] = loop.create_future()
+                waiter: asyncio.Future[bool] = loop.create_future()
                 idle.append(waiter)
                 # Sleep until the next poll, or until a job waiting out a short delay is due.
                 timeout = self.poll_interval if poller else 60 * self.poll_interval
                 soonest = self._soonest.get(lane)
                 if poller and soonest is not None:
                     timeout = min(timeout, max(0.01, (soonest - utcnow()).total_seconds()))
+                known = False
                 try:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(waiter, timeout)
+                        known = await asyncio.wait_for(waiter, timeout)
                 finally:
                     if waiter in idle:
                         idle.remove(waiter)
                 continue
+            known = False
             self._wake_one(lane)  # there may be more: another idle worker looks
             await self._run(job)
 
-    async def _claim(self, lane: str | None) -> Job | None:
+    async def _claim(self, lane: str | None, look_first: bool = True) -> Job | None:
         if lane is not None:
             kinds = [lane] if lane in self._handlers else []
         else:
             kinds = [kind for kind in self._handlers if kind not in self.lanes]
         if not kinds:
             return None
-        # Look before taking the write lock: idle workers poll, and must not queue up behind
-        # (or in front of) the writes of requests when there is nothing to claim.
-        async with self.db.read() as session:
-            soonest = await session.scalar(
-                select(func.min(Job.run_after)).where(Job.status == "queued", Job.kind.in_(kinds))
-            )
-        self._soonest[lane] = soonest
-        if soonest is None or soonest > utcnow():
-            return None
+        if look_first:
+            # Look before taking the write lock: idle workers poll, and must not queue up
+            # behind (or in front of) the writes of requests when there is nothing to claim.
+            async with self.db.read() as session:
+                soonest = await session.scalar(
+                    select(func.min(Job.run_after)).where(
+                        Job.status == "queued", Job.kind.in_(kinds)
+                    )
+                )
+            self._soonest[lane] = soonest
+            if soonest is None or soonest > utcnow():
+                return None
         # One statement: the oldest due job becomes ours, or none does. The status condition
         # (and, on PostgreSQL, SKIP LOCKED) keeps two workers from taking the same one.
         oldest_due = (
@@ -211,14 +254,19 @@ class InProcessRunner:
                 .where(Job.id == oldest_due, Job.status == "queued")
                 .values(status="running", locked_at=utcnow(), attempts=Job.attempts + 1)
                 .returning(Job)
+                .execution_options(synchronize_session=False)
             )
             return claimed.one_or_none()
 
     async def _run(self, job: Job) -> None:
         handler = self._handlers[job.kind]
         status, delay, error = "done", 0.0, None
+        running = _Running(job.id)
+        token = _running.set(running)
         try:
             await handler(json.loads(job.payload))
+            if running.settled:
+                return
         except Retry as retry:
             status, delay, error = "queued", retry.delay, str(retry) or None
         except asyncio.CancelledError:
@@ -230,6 +278,8 @@ class InProcessRunner:
                 status, delay = "queued", min(60.0, 2.0**job.attempts)
             else:
                 status = "failed"
+        finally:
+            _running.reset(token)
         async with self.db.write() as session:
             await session.execute(
                 update(Job)
@@ -241,6 +291,7 @@ class InProcessRunner:
                     last_error=error,
                     updated_at=utcnow(),
                 )
+                .execution_options(synchronize_session=False)
             )
         if status == "queued":
-            self.notify()
+            self.notify(job.kind)

@@ -111,7 +111,7 @@ async def create(ctx: Context, user: User, file_ids: list[int], target_oss_id: s
         session.add(task)
         if unfinished == 0:
             enqueue(session, JOB, {"task_id": task.id})
-    ctx.jobs.notify()
+    ctx.jobs.notify(JOB)
     return task
 
 
@@ -185,7 +185,7 @@ async def run_job(ctx: Context, payload: dict[str, object]) -> None:
         )
         if following is not None:
             enqueue(session, JOB, {"task_id": following})
-    ctx.jobs.notify()
+    ctx.jobs.notify(JOB)
 
 
 async def _copy(ctx: Context, task: CopyTask) -> None:

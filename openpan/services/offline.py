@@ -49,7 +49,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import serialize
 from openpan.db.models import SPACE_DISK, SPACE_OSS, File, OfflineTask, User
 from openpan.errors import FieldError, NotFound, OpenpanError
-from openpan.jobs.runner import Retry, enqueue
+from openpan.jobs.runner import Retry, enqueue, settle_current_job
 from openpan.services import blobs, callbacks, disk, oss, tree
 from openpan.services.context import Context
 from openpan.services.fetch_guard import DestinationRefused, allowlist_from, check_literal
@@ -155,6 +155,7 @@ async def create(
                     f"离线下载任务过多, 请等待已有任务完成 (too many unfinished offline tasks: "
                     f"at most {limit} at once)"
                 )
+        admitted = await _slot_free(session, ctx.settings, user.id)
         now = utcnow()
         task = OfflineTask(
             user_id=user.id,
@@ -167,15 +168,16 @@ async def create(
             process=0.0,
             bytes_done=0,
             attempts=0,
-            active=False,
+            active=admitted,
             created_at=now,
             updated_at=now,
         )
         session.add(task)
         await session.flush()
-        admitted = await admit(session, ctx.settings)
+        if admitted:
+            enqueue(session, DOWNLOAD_JOB, {"task_id": task.id})
     if admitted:
-        ctx.jobs.notify()
+        ctx.jobs.notify(DOWNLOAD_JOB)
     return task
 
 
@@ -233,11 +235,33 @@ async def admit(session: AsyncSession, settings: Settings) -> int:
         after = page[-1][0]
     if chosen:
         await session.execute(
-            update(OfflineTask).where(OfflineTask.id.in_(chosen)).values(active=True)
+            update(OfflineTask)
+            .where(OfflineTask.id.in_(chosen))
+            .values(active=True)
+            .execution_options(synchronize_session=False)
         )
         for task_id in chosen:
             enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
     return len(chosen)
+
+
+async def _slot_free(session: AsyncSession, settings: Settings, user_id: int) -> bool:
+    """Whether a task of this user created now may start at once (in the caller's transaction,
+    which then holds the admission lock until it ends).
+
+    Only the new task needs looking at: every transaction that frees a slot runs ``admit``,
+    which leaves no waiting task that fits the limits, so the new one is the only candidate;
+    an older task of the same user still waiting means the user is at their limit."""
+    await serialize(session, "offline.admit")
+    total, mine = (
+        await session.execute(
+            select(
+                func.count(OfflineTask.id),
+                func.count(OfflineTask.id).filter(OfflineTask.user_id == user_id),
+            ).where(OfflineTask.active.is_(True))
+        )
+    ).one()
+    return bool(total < settings.offline_max_active and mine < settings.offline_max_active_per_user)
 
 
 async def admit_waiting(ctx: Context) -> None:
@@ -245,7 +269,7 @@ async def admit_waiting(ctx: Context) -> None:
     async with ctx.db.write() as session:
         admitted = await admit(session, ctx.settings)
     if admitted:
-        ctx.jobs.notify()
+        ctx.jobs.notify(DOWNLOAD_JOB)
 
 
 # Names ------------------------------------------------------------------------------------------
@@ -527,7 +551,7 @@ class _Download:
         async with self.ctx.db.write() as session:
             await self._finish(session, FAILED, reason=reason, file_id=None)
         self._drop_partial()
-        self.ctx.jobs.notify()
+        self._notify_ended()
 
     async def _retry_or_fail(self, reason: str, retry_after: float | None) -> None:
         attempts = self.task.attempts + 1
@@ -565,6 +589,7 @@ class _Download:
                     update(OfflineTask)
                     .where(OfflineTask.id == self.task_id, OfflineTask.status.in_(UNFINISHED))
                     .values({**learnt, **values, "updated_at": utcnow()})
+                    .execution_options(synchronize_session=False)
                 )
         except BaseException:
             self.unsaved = {**learnt, **self.unsaved}
@@ -619,13 +644,22 @@ class _Download:
             update(OfflineTask)
             .where(OfflineTask.id == self.task_id, OfflineTask.status.in_(UNFINISHED))
             .values(**values)
+            .execution_options(synchronize_session=False)
         )
         if ended.rowcount != 1:  # type: ignore[attr-defined]
             return False
         if self.task.callback_url:
             enqueue(session, callbacks.CALLBACK_JOB, {"task_id": self.task_id})
         await admit(session, self.settings)
+        await settle_current_job(session)
         return True
+
+    def _notify_ended(self) -> None:
+        """Wake the workers of what the task's end queued: the next download, its callback."""
+        if self.task.callback_url:
+            self.ctx.jobs.notify(DOWNLOAD_JOB, callbacks.CALLBACK_JOB)
+        else:
+            self.ctx.jobs.notify(DOWNLOAD_JOB)
 
     def _drop_partial(self) -> None:
         if self.task.partial_path:
@@ -886,7 +920,7 @@ class _Download:
         if key is not None and not keep_key:
             await self.ctx.store.delete(key)
         path.unlink(missing_ok=True)
-        self.ctx.jobs.notify()
+        self._notify_ended()
         log.info("offline task %s done: file %s", task.id, file_id)
 
     async def _make_file(self, user: User, fetched: _Fetched, key: str | None) -> tuple[int, bool]:
