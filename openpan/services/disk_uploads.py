@@ -17,7 +17,7 @@ from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import disk, tree, uploads
 from openpan.services.context import Context
 from openpan.services.names import check_name
-from openpan.storage import PartInfo, PartSizeError
+from openpan.storage import PartSizeError
 
 SINGLE_MAX = 1024**3
 """One-step upload: at most 1 GB (the real service's limit)."""
@@ -68,7 +68,7 @@ async def receive_slice(
     path: Path,
     size: int,
     received_md5: str,
-) -> PartInfo:
+) -> None:
     """Store a V2 slice that arrived in a form (``size`` bytes hashing to ``received_md5``,
     kept at ``path``).
 
@@ -102,7 +102,8 @@ async def receive_slice(
             "(the slice's md5 does not match sliceMD5)",
         )
     try:
-        return await ctx.store.write_part(upload.id, number, offset, size, _chunks(path))
+        # Its md5 is known now: the store keeps it rather than hashing the slice again.
+        await ctx.store.write_part(upload.id, number, offset, size, _chunks(path), received_md5)
     except PartSizeError as exc:
         raise FieldError("slice", f"分片大小错误: {exc}") from exc
 

@@ -233,7 +233,7 @@ async def receive_slice(
     signature: str,
     body: AsyncIterator[bytes],
     declared_size: int | None = None,
-) -> PartInfo:
+) -> None:
     """Store a slice PUT to a presigned URL (no token: the signature is the authority).
 
     ``declared_size`` (the Content-Length) lets a slice of the wrong size be refused unread.
@@ -253,7 +253,7 @@ async def receive_slice(
             f"slice 分片大小错误: 分片{number}应为{size}字节 (slice {number} must be {size} bytes)"
         )
     try:
-        return await ctx.store.write_part(upload.id, number, offset, size, body)
+        await ctx.store.write_part(upload.id, number, offset, size, body)
     except PartSizeError as exc:
         raise OpenpanError(f"slice 分片大小错误: {exc}") from exc
     except StorageError:
@@ -272,7 +272,7 @@ async def list_parts(ctx: Context, user: User, upload_id: str, space: str) -> li
         upload = await _session_of(session, user, upload_id, space)
     if upload.status in ("done", "failed"):
         return []
-    return await ctx.store.list_parts(upload.id)
+    return await ctx.store.list_parts(upload.id, upload.slice_size)
 
 
 async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Completion:
@@ -283,7 +283,7 @@ async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Comp
         return await result(ctx, user, upload_id, space)
     _check_open(upload)
     count = part_count(upload.size, upload.slice_size)
-    present = {p.number for p in await ctx.store.list_parts(upload.id)}
+    present = await ctx.store.part_numbers(upload.id)
     missing = [n for n in range(1, count + 1) if n not in present]
     if missing and upload.size > 0:
         raise OpenpanError(f"preuploadID 分片不完整, 缺少分片 {missing[:10]} (slices missing)")

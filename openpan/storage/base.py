@@ -95,17 +95,31 @@ class BlobStore(Protocol):
         ...
 
     async def write_part(
-        self, upload_id: str, number: int, offset: int, size: int, body: AsyncIterator[bytes]
-    ) -> PartInfo:
-        """Store part ``number`` (``size`` bytes at ``offset`` of the whole), hashing it.
+        self,
+        upload_id: str,
+        number: int,
+        offset: int,
+        size: int,
+        body: AsyncIterator[bytes],
+        md5: str | None = None,
+    ) -> None:
+        """Store part ``number`` (``size`` bytes at ``offset`` of the whole).
 
-        Raises ``PartSizeError`` if the body is longer or shorter than ``size``; a part that
-        failed leaves no trace in ``list_parts``. Sending a part again replaces it.
+        ``md5`` is the part's md5 when the caller has checked it already (the cloud disk's V2
+        slice); otherwise a store that needs none to accept the part does not compute one here
+        (``list_parts`` does, when asked). Raises ``PartSizeError`` if the body is longer or
+        shorter than ``size``; a part that failed leaves no trace in ``list_parts``. Sending a
+        part again replaces it.
         """
         ...
 
-    async def list_parts(self, upload_id: str) -> list[PartInfo]:
-        """The parts received so far, by number."""
+    async def part_numbers(self, upload_id: str) -> set[int]:
+        """The numbers of the parts received so far (cheap: no md5 is computed)."""
+        ...
+
+    async def list_parts(self, upload_id: str, part_size: int) -> list[PartInfo]:
+        """The parts received so far, by number, with their md5s; every part but the last is
+        ``part_size`` bytes (a store that did not hash a part on arrival reads it back)."""
         ...
 
     async def assemble(self, upload_id: str, part_count: int) -> Assembled:

@@ -4,13 +4,15 @@ Layout under the root::
 
     blobs/<key>                   immutable blobs (keys look like ``ab/ab12...-1234-x9``)
     uploads/<id>/data             one file per upload; each part is written at its offset
-    uploads/<id>/parts/<n>-<size>-<md5>
-                                  an empty marker, made only after part n is fully written
+    uploads/<id>/parts/<n>-<size>-w<token>
+                                  a marker, made only after part n is fully written, holding
+                                  its md5 once known (see ``slice_markers``)
     tmp/                          temporary files, renamed into blobs/ when committed
 
 Writing parts in place means completing an upload needs no copy: the data file is hashed once
 (mostly while its parts arrive, see ``running_md5``) and renamed into ``blobs/``. A part that
-fails midway has no marker, so it does not count.
+fails midway has no marker, so it does not count. A part's own md5 is computed only when
+``list_parts`` asks for it, unless the caller knew it already.
 """
 
 from __future__ import annotations
@@ -27,14 +29,24 @@ from pathlib import Path
 
 import anyio
 
+from openpan.storage.background_flush import BackgroundFlush
 from openpan.storage.base import Assembled, PartInfo, PartSizeError, StorageError
-from openpan.storage.running_md5 import RunningMd5
+from openpan.storage.running_md5 import RunningMd5, hash_range
+from openpan.storage.slice_markers import (
+    keep_md5,
+    known_md5,
+    marker_size,
+    new_marker,
+    read_markers,
+)
 
 # Bytes gathered before one write: a thread hop per network chunk would cost more than the
 # write, and much larger batches leave the CPU cache before they are copied (measured: 64 KiB
 # to 1 MiB cost the same, 4 MiB a quarter more CPU per GiB received).
 WRITE_BUFFER = 256 * 1024
 READ_CHUNK = 256 * 1024
+# Times list_parts hashes a part again when it was replaced while being hashed.
+HASH_ATTEMPTS = 3
 
 
 class LocalStore:
@@ -54,6 +66,8 @@ class LocalStore:
         self._sealed: set[str] = set()
         # The md5 of each upload, computed while its slices arrive (see running_md5).
         self._md5s = RunningMd5()
+        # Their bytes, written to disk while later slices arrive (see background_flush).
+        self._flushes = BackgroundFlush()
 
     # Blobs ---------------------------------------------------------------------------------
 
@@ -133,8 +147,14 @@ class LocalStore:
             raise StorageError(f"blob directory {self.root} is not writable")
 
     async def write_part(
-        self, upload_id: str, number: int, offset: int, size: int, body: AsyncIterator[bytes]
-    ) -> PartInfo:
+        self,
+        upload_id: str,
+        number: int,
+        offset: int,
+        size: int,
+        body: AsyncIterator[bytes],
+        md5: str | None = None,
+    ) -> None:
         folder = self._upload_dir(upload_id)
         data = folder / "data"
         if not data.exists():
@@ -144,15 +164,16 @@ class LocalStore:
             if upload_id in self._sealed:
                 raise StorageError("upload is being completed")
             with _storage_errors():
-                part = await self._write_part(folder, data, number, offset, size, body)
+                await self._write_part(folder, data, number, offset, size, body, md5)
             self._md5s.part_written(upload_id, folder)
-            return part
+            self._flushes.written(upload_id, data, size)
 
     def _forget_locks(self, upload_id: str) -> None:
         for key in [k for k in self._part_locks if k[0] == upload_id]:
             del self._part_locks[key]
         self._sealed.discard(upload_id)
         self._md5s.forget(upload_id)
+        self._flushes.forget(upload_id)
 
     async def _write_part(
         self,
@@ -162,12 +183,12 @@ class LocalStore:
         offset: int,
         size: int,
         body: AsyncIterator[bytes],
-    ) -> PartInfo:
+        md5: str | None,
+    ) -> None:
         parts = folder / "parts"
         # The old marker goes first: while the bytes are being replaced the part is absent.
         for old in parts.glob(f"{number}-*"):
             old.unlink(missing_ok=True)
-        hasher = hashlib.md5()
         written = 0
         fd = os.open(data, os.O_WRONLY)
         try:
@@ -180,34 +201,59 @@ class LocalStore:
                 pending.append(chunk)
                 buffered += len(chunk)
                 if buffered >= WRITE_BUFFER:
-                    await anyio.to_thread.run_sync(
-                        _write_and_hash, fd, pending, offset + written, hasher
-                    )
+                    await anyio.to_thread.run_sync(_write, fd, pending, offset + written)
                     written += buffered
                     pending, buffered = [], 0
             if pending:
-                await anyio.to_thread.run_sync(
-                    _write_and_hash, fd, pending, offset + written, hasher
-                )
+                await anyio.to_thread.run_sync(_write, fd, pending, offset + written)
                 written += buffered
         finally:
             os.close(fd)
         if written != size:
             raise PartSizeError(f"slice has {written} bytes, expected {size}")
-        md5 = hasher.hexdigest()
-        (parts / f"{number}-{size}-{md5}").touch()
-        return PartInfo(number=number, size=size, md5=md5)
+        new_marker(parts, number, size, md5)
 
-    async def list_parts(self, upload_id: str) -> list[PartInfo]:
+    async def part_numbers(self, upload_id: str) -> set[int]:
+        return set(read_markers(self._upload_dir(upload_id) / "parts"))
+
+    async def list_parts(self, upload_id: str, part_size: int) -> list[PartInfo]:
         parts = self._upload_dir(upload_id) / "parts"
         found: list[PartInfo] = []
-        if not parts.is_dir():
-            return found
-        for marker in parts.iterdir():
-            number, size, md5 = marker.name.split("-", 2)
-            found.append(PartInfo(number=int(number), size=int(size), md5=md5))
-        found.sort(key=lambda p: p.number)
+        for number, name in sorted(read_markers(parts).items()):
+            offset = (number - 1) * part_size
+            listed = await self._part_md5(parts, number, name, offset)
+            if listed is not None:
+                size, md5 = listed
+                found.append(PartInfo(number=number, size=size, md5=md5))
         return found
+
+    async def _part_md5(
+        self, parts: Path, number: int, name: str, offset: int
+    ) -> tuple[int, str] | None:
+        """``(size, md5)`` of the complete part whose marker is ``name``: kept in the marker, or
+        read back and kept there now. ``None`` when the part is being written again."""
+        for _ in range(HASH_ATTEMPTS):
+            size = marker_size(name)
+            md5 = known_md5(parts, name)
+            if md5 is not None:
+                return size, md5
+            hasher = hashlib.md5()
+            with _storage_errors():
+                await anyio.to_thread.run_sync(
+                    hash_range, parts.parent / "data", hasher, offset, size
+                )
+            md5 = hasher.hexdigest()
+            # No lock is taken (a slow slice PUT of the same part would hold this listing up):
+            # a part's marker goes before its bytes are written again, so a marker still there
+            # under the same name after hashing means the bytes hashed were that part's.
+            current = read_markers(parts).get(number)
+            if current == name:
+                keep_md5(parts, name, md5)
+                return size, md5
+            if current is None:
+                return None
+            name = current
+        return None
 
     async def assemble(self, upload_id: str, part_count: int) -> Assembled:
         self._sealed.add(upload_id)
@@ -215,11 +261,13 @@ class LocalStore:
         for lock in [lock for key, lock in self._part_locks.items() if key[0] == upload_id]:
             async with lock:
                 pass
-        parts = {p.number for p in await self.list_parts(upload_id)}
+        parts = await self.part_numbers(upload_id)
         missing = [n for n in range(1, part_count + 1) if n not in parts]
         if missing:
             raise StorageError(f"slices missing: {missing[:10]}")
         folder = self._upload_dir(upload_id)
+        # The bytes go to disk while the md5 of the last slices is computed, not after it.
+        self._flushes.now(upload_id, folder / "data")
         with _storage_errors():
             # Usually hashed already while the slices came in; otherwise hash it now.
             hashed = await self._md5s.finish(upload_id, folder)
@@ -264,7 +312,7 @@ def _storage_errors() -> Iterator[None]:
         raise StorageError(exc.strerror or type(exc).__name__) from exc
 
 
-def _write_and_hash(fd: int, chunks: list[bytes], offset: int, hasher: hashlib._Hash) -> None:
+def _write(fd: int, chunks: list[bytes], offset: int) -> None:
     views = [memoryview(c) for c in chunks]
     while views:
         n = os.pwritev(fd, views[:512], offset)  # within IOV_MAX
@@ -274,8 +322,6 @@ def _write_and_hash(fd: int, chunks: list[bytes], offset: int, hasher: hashlib._
             views.pop(0)
         if views and n:
             views[0] = views[0][n:]
-    for chunk in chunks:
-        hasher.update(chunk)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

@@ -8,15 +8,15 @@ md5 in a worker thread, while further slices keep arriving. At completion only w
 
 md5 cannot be combined from pieces, so the prefix is hashed strictly in order, one slice at a
 time. A slice written again after it was hashed would make the running md5 wrong; each hashed
-slice's marker (``{n}-{size}-{md5 of the slice}``) is remembered and compared at completion,
-and any difference (or anything unexpected) falls back to hashing the whole file. The state
-lives in memory: after a restart the upload is simply hashed at completion.
+slice's marker is remembered and compared at completion (a marker's name changes whenever its
+slice may hold new bytes: see ``slice_markers``), and any difference (or anything unexpected)
+falls back to hashing the whole file. The state lives in memory: after a restart the upload is
+simply hashed at completion.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+
+from openpan.storage.slice_markers import marker_size, read_markers
 
 log = logging.getLogger("openpan.storage")
 
@@ -80,7 +82,7 @@ class RunningMd5:
         state = self._uploads.get(upload_id)
         if state is None or state.hashed != state.size:
             return None
-        current = _markers(folder / "parts")
+        current = read_markers(folder / "parts")
         if any(current.get(number) != name for number, name in state.markers.items()):
             log.info("upload %s: a slice changed after it was hashed; hashing again", upload_id)
             self.forget(upload_id)
@@ -107,32 +109,24 @@ class RunningMd5:
         while (state := self._uploads.get(upload_id)) is not None and state.hashed < state.size:
             number = state.hashed // state.part_size + 1
             length = min(state.part_size, state.size - state.hashed)
-            marker = _markers(parts).get(number)
+            marker = read_markers(parts).get(number)
             if marker is None:
                 return
-            if int(marker.split("-")[1]) != length:
+            if marker_size(marker) != length:
                 self._uploads.pop(upload_id, None)
                 return
-            await anyio.to_thread.run_sync(_hash_range, data, state.hasher, state.hashed, length)
+            await anyio.to_thread.run_sync(hash_range, data, state.hasher, state.hashed, length)
             # Written again while it was read (its old marker went first)? Then the md5 is lost.
-            if self._uploads.get(upload_id) is not state or _markers(parts).get(number) != marker:
+            current = read_markers(parts).get(number)
+            if self._uploads.get(upload_id) is not state or current != marker:
                 self._uploads.pop(upload_id, None)
                 return
             state.markers[number] = marker
             state.hashed += length
 
 
-def _markers(parts: Path) -> dict[int, str]:
-    found: dict[int, str] = {}
-    with contextlib.suppress(FileNotFoundError):
-        for name in os.listdir(parts):
-            number, _, _ = name.partition("-")
-            if number.isdigit():
-                found[int(number)] = name
-    return found
-
-
-def _hash_range(path: Path, hasher: hashlib._Hash, offset: int, length: int) -> None:
+def hash_range(path: Path, hasher: hashlib._Hash, offset: int, length: int) -> None:
+    """Add ``length`` bytes of the file at ``path`` from ``offset`` to ``hasher``."""
     # One buffer for the whole range: a fresh allocation per read costs more than the read.
     buffer = bytearray(min(READ_CHUNK, length))
     view = memoryview(buffer)

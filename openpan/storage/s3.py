@@ -252,12 +252,19 @@ class S3Store:
         return url
 
     async def write_part(
-        self, upload_id: str, number: int, offset: int, size: int, body: AsyncIterator[bytes]
-    ) -> PartInfo:
+        self,
+        upload_id: str,
+        number: int,
+        offset: int,
+        size: int,
+        body: AsyncIterator[bytes],
+        md5: str | None = None,
+    ) -> None:
         multipart = await self._multipart_id(upload_id)
         if multipart is None:
             raise StorageError("upload not started")
         # Spooled to a local file first: S3 needs the length and md5 before the first byte.
+        # A known md5 is not computed again: the store checks it against the bytes anyway.
         path = self.temp_path()
         hasher = hashlib.md5()
         written = 0
@@ -267,11 +274,12 @@ class S3Store:
                     written += len(chunk)
                     if written > size:
                         raise PartSizeError(f"slice is larger than {size} bytes")
-                    hasher.update(chunk)
+                    if md5 is None:
+                        hasher.update(chunk)
                     await handle.write(chunk)
             if written != size:
                 raise PartSizeError(f"slice has {written} bytes, expected {size}")
-            digest = hasher.digest()
+            digest = hasher.digest() if md5 is None else bytes.fromhex(md5)
 
             def send() -> None:
                 with open(path, "rb") as source:
@@ -291,9 +299,15 @@ class S3Store:
                 raise StorageError("upload not started") from exc
         finally:
             path.unlink(missing_ok=True)
-        return PartInfo(number=number, size=size, md5=digest.hex())
 
-    async def list_parts(self, upload_id: str) -> list[PartInfo]:
+    async def part_numbers(self, upload_id: str) -> set[int]:
+        return {part.number for part in await self._parts(upload_id)}
+
+    async def list_parts(self, upload_id: str, part_size: int) -> list[PartInfo]:
+        # The store's ETag of a part is its md5 (sent as Content-MD5 with it).
+        return await self._parts(upload_id)
+
+    async def _parts(self, upload_id: str) -> list[PartInfo]:
         multipart = await self._multipart_id(upload_id)
         if multipart is None:
             return []
@@ -329,7 +343,7 @@ class S3Store:
         key = self._upload_key(upload_id)
         multipart = await self._multipart_id(upload_id)
         if multipart is not None:
-            parts = {p.number: p for p in await self.list_parts(upload_id)}
+            parts = {p.number: p for p in await self._parts(upload_id)}
             missing = [n for n in range(1, part_count + 1) if n not in parts]
             if missing:
                 raise StorageError(f"slices missing: {missing[:10]}")
