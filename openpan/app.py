@@ -106,6 +106,7 @@ async def running(settings: Settings, role: Role | None = None) -> AsyncIterator
         with contextlib.suppress(asyncio.CancelledError):
             await traffic_task
         await ctx.jobs.stop()
+        await offline.close_connections()
         await ctx.daily_traffic.close(ctx.db)
         await ctx.file_traffic.close(ctx.db)
         await ctx.db.dispose()

@@ -140,9 +140,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, origin: Origin, host: str) -> None:
+    def __init__(self, origin: Origin, host: str, port: int = 0) -> None:
         self.origin = origin
-        super().__init__((host, 0), Handler)
+        super().__init__((host, port), Handler)
 
 
 @dataclass
@@ -150,13 +150,14 @@ class Origin:
     """A real HTTP server on a local address, answering each path as told."""
 
     host: str = "127.0.0.1"
+    listen_port: int = 0  # 0: any free one
     routes: dict[str, Behaviour] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: _Server | None = None
 
     def start(self) -> Origin:
-        self._server = _Server(self, self.host)
+        self._server = _Server(self, self.host, self.listen_port)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -212,8 +213,8 @@ class Origin:
 
 
 @contextmanager
-def origin_at(host: str = "127.0.0.1") -> Iterator[Origin]:
-    origin = Origin(host=host).start()
+def origin_at(host: str = "127.0.0.1", port: int = 0) -> Iterator[Origin]:
+    origin = Origin(host=host, listen_port=port).start()
     try:
         yield origin
     finally:

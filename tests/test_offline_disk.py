@@ -212,6 +212,9 @@ BAD_CREATE = [
     ({"url": "http://exa mple.com/a"}, "url"),
     ({"url": "http://example.com/\x00"}, "url"),
     ({"url": "http://[::1"}, "url"),
+    ({"url": "http://xn--/a"}, "url"),  # a malformed IDNA name
+    ({"url": "http://example.com:99999/a"}, "url"),
+    ({"url": "http://example.com/a", "callBackUrl": "http://xn--a.com/"}, "callBackUrl"),
     ({"url": "http://example.com/" + "a" * 5000}, "url"),
     ({"url": "http://example.com/a", "fileName": "a/b.txt"}, "fileName"),
     ({"url": "http://example.com/a", "fileName": 'a"b'}, "fileName"),

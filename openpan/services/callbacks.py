@@ -20,14 +20,15 @@ import logging
 import secrets
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy import select, update
+from yarl import URL
 
 from openpan.db.engine import Database
 from openpan.db.models import SPACE_OSS, File, OfflineTask, User
 from openpan.jobs.runner import Retry
 from openpan.services.context import Context
-from openpan.services.fetch_guard import DestinationRefused, guarded_client
+from openpan.services.fetch_guard import DestinationRefused, GuardedSession
 from openpan.services.users import get_by_name
 
 log = logging.getLogger("openpan.callbacks")
@@ -98,18 +99,21 @@ async def deliver_job(ctx: Context, payload: dict[str, Any]) -> None:
     settings = ctx.settings
     problem = ""
     try:
-        async with guarded_client(settings.fetch_allow, settings.callback_timeout) as client:
-            response = await client.post(task.callback_url, content=body, headers=headers)
-            await response.aclose()
-        if 200 <= response.status_code < 300:
+        # A session per delivery: callbacks are few, and their receivers seldom the same.
+        async with GuardedSession(settings.fetch_allow, settings.callback_timeout) as session:
+            response = await session.request(
+                "POST", URL(task.callback_url), headers=headers, data=body
+            )
+            response.release()
+        if 200 <= response.status < 300:
             await _mark(ctx, task_id, done=True)
             return
-        problem = f"HTTP {response.status_code}"
+        problem = f"HTTP {response.status}"
     except DestinationRefused as exc:
         log.warning("callback of offline task %s refused: %s", task_id, exc)
         await _mark(ctx, task_id, done=False, attempts=task.callback_attempts + 1)
         return
-    except httpx.HTTPError as exc:
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:  # ValueError: a bad URL
         problem = f"{type(exc).__name__}: {exc}"
     attempts = task.callback_attempts + 1
     await _mark(ctx, task_id, done=False, attempts=attempts)

@@ -1,25 +1,27 @@
 """The SSRF guard: outgoing requests (offline downloads, their redirects, callbacks) reach public
 addresses only, unless an operator opens a destination with ``OPENPAN_FETCH_ALLOW``.
 
-The check is made on the address actually connected to. The guarded transport resolves a host
-name once, checks every address it got, and connects to a checked address itself, so a name
-that answers "public" to a first lookup and "internal" to a second (DNS rebinding) gains
-nothing. TLS still verifies the certificate against the host name.
+The check is made on the address actually connected to. ``GuardedSession`` (aiohttp) resolves
+a host name once per connection, checks every address it got, and hands only the allowed ones
+to the connector, which connects to one of them; so a name that answers "public" to a first
+lookup and "internal" to a second (DNS rebinding) gains nothing. Hosts written as addresses are
+checked before each request. TLS still verifies the certificate against the host name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
-import anyio
-import httpcore
+import aiohttp
 import httpx
+from aiohttp.abc import ResolveResult
+from yarl import URL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -172,146 +174,127 @@ def check_literal(host: str, allow: Allowlist) -> str | None:
     return refusal(host, address, allow)
 
 
-# httpcore asks for 64 KiB per read; a download moves faster taking whatever the socket has
-# buffered (up to this much) in one go: a quarter of the trips through the parser.
-READ_SIZE = 1024 * 1024
+def screen(host: str, addresses: Iterable[IPAddress | None], allow: Allowlist) -> list[int]:
+    """The positions in ``addresses`` (those ``host`` resolved to) that may be connected to.
+    ``DestinationRefused``, with the first reason, when there are addresses and none may."""
+    allowed: list[int] = []
+    refused: list[str] = []
+    for position, address in enumerate(addresses):
+        why = (
+            refusal(host, address, allow)
+            if address is not None
+            else f"不允许访问 {host}: 无法识别的地址 (unrecognized address)"
+        )
+        if why is None:
+            allowed.append(position)
+        else:
+            refused.append(why)
+    if refused and not allowed:
+        raise DestinationRefused(refused[0])
+    return allowed
 
 
-class _LargeReads(httpcore.AsyncNetworkStream):
-    """A network stream that reads up to ``READ_SIZE`` at a time."""
+class GuardedResolver(aiohttp.ThreadedResolver):
+    """aiohttp's resolver, keeping only the addresses the guard allows.
 
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self.inner = inner
+    The connector asks it whenever it opens a connection to a host name and connects to what
+    it returns, so the address checked is the address connected to. The connector's DNS cache
+    holds these answers, already screened.
+    """
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self.inner.read(max(max_bytes, READ_SIZE), timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self.inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return _LargeReads(await self.inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self.inner.get_extra_info(info)
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves once, refuses what the allowlist does not open, connects to the checked IP."""
-
-    def __init__(self, allow: Allowlist, inner: httpcore.AsyncNetworkBackend | None = None):
+    def __init__(self, allow: Allowlist) -> None:
+        super().__init__()
         self.allow = allow
-        self.inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._resolve(host, port, timeout)
-        refused: list[str] = []
-        allowed: list[IPAddress] = []
-        for address in addresses:
-            why = refusal(host, address, self.allow)
-            if why is None:
-                allowed.append(address)
-            else:
-                refused.append(why)
-        if refused and not allowed:
-            raise DestinationRefused(refused[0])
-        last_error: Exception | None = None
-        for address in allowed:
-            try:
-                stream = await self.inner.connect_tcp(
-                    str(address),
-                    port,
-                    timeout=timeout,
-                    local_address=local_address,
-                    socket_options=socket_options,
-                )
-                return _LargeReads(stream)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last_error = exc
-        if last_error is not None:
-            raise last_error
-        raise httpcore.ConnectError(f"无法解析域名 {host} (no address for this host)")
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """The allowed addresses of ``host``; ``DestinationRefused`` if it has only others."""
+        found = await super().resolve(host, port, family)
+        if not found:
+            raise OSError(f"无法解析域名 {host} (no address for this host)")
+        keep = screen(host, (parse_address(result["host"]) for result in found), self.allow)
+        return [found[position] for position in keep]
 
-    async def _resolve(self, host: str, port: int, timeout: float | None) -> list[IPAddress]:
-        literal = parse_address(host)
-        if literal is not None:
-            return [literal]
-        try:
-            with anyio.fail_after(timeout):
-                infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"解析域名超时: {host} (DNS lookup timed out)") from exc
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"无法解析域名 {host} (DNS lookup failed: {exc})") from exc
-        found: list[IPAddress] = []
-        for info in infos:
-            address = parse_address(str(info[4][0]))
-            if address is not None and address not in found:
-                found.append(address)
-        return found
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise DestinationRefused("不允许访问本机套接字 (unix sockets are refused)")
+def _bypasses_resolver(host: str) -> bool:
+    # aiohttp's own test (helpers.is_ip_address): such hosts are connected to as they are,
+    # without the resolver, so the guard must judge them before the request.
+    return ":" in host or host.replace(".", "").isdigit()
 
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
+
+def _address_of(host: str) -> IPAddress | None:
+    """The address a host written as one stands for, legacy IPv4 forms (``127.1``,
+    ``2130706433``) included: aiohttp refuses those as URLs, but an internal one is refused
+    by the guard first, with its reason."""
+    address = parse_address(host)
+    if address is None and host.replace(".", "").isdigit():
+        with contextlib.suppress(OSError):
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+    return address
 
 
 @lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
-    # Loading the CA bundle takes milliseconds: once per process, not once per download.
+    # Loading the CA bundle takes milliseconds: once per process, not once per session. The
+    # same bundle (certifi's) as the SDK's httpx clients.
     return httpx.create_ssl_context()
 
 
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport, with its connection pool built on ``GuardedBackend``."""
+USER_AGENT = "openpan-offline/1.0"
 
-    def __init__(self, allow: Allowlist, limits: httpx.Limits | None = None) -> None:
-        limits = limits or httpx.Limits(max_connections=4, max_keepalive_connections=4)
-        super().__init__(verify=_ssl_context(), trust_env=False, limits=limits)
-        # httpx 0.28 takes no network backend (encode/httpx#3749 proposes one), so the pool it
-        # built is replaced by an identical one on the guarded backend. Every connection goes
-        # through it; no proxy is configured (trust_env=False), so nothing bypasses the check.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(allow),
+
+class GuardedSession:
+    """An aiohttp client session that reaches public addresses and the allowlist only.
+
+    Host names are judged by ``GuardedResolver`` on every new connection; hosts that are
+    addresses, which aiohttp connects to without resolving, are judged here before every
+    request. Pooled connections are kept per host, port and TLS setting, so one is reused only
+    for the host it was judged for. No redirects are followed: callers follow them one by one,
+    each a request judged again. No proxy from the environment is used (``trust_env=False``).
+
+    ``timeout`` bounds connecting (name lookup and TLS included) and each wait for data, not a
+    whole transfer. Make it on the event loop that will use it.
+    """
+
+    def __init__(self, allow_text: str, timeout: float, read_bufsize: int = 2**16) -> None:
+        self.allow = allowlist_from(allow_text)
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow), ssl=_ssl_context())
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,
+            read_bufsize=read_bufsize,
         )
 
+    def _check(self, url: URL) -> None:
+        """``DestinationRefused`` if ``url``'s host is an address the guard does not allow (host
+        names are judged when connecting)."""
+        host = url.raw_host or ""
+        if _bypasses_resolver(host):
+            screen(host, [_address_of(host)], self.allow)
 
-def guarded_client(
-    allow_text: str, timeout: float, limits: httpx.Limits | None = None
-) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` that can reach public addresses and the allowlist only.
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send one request (no redirects followed); the body is left to read from the answer."""
+        self._check(url)
+        return await self._session.request(
+            method, url, headers=headers, data=data, allow_redirects=False
+        )
 
-    It follows no redirects by itself: callers follow them one by one, each through the guard.
-    """
-    return httpx.AsyncClient(
-        transport=GuardedTransport(allowlist_from(allow_text), limits),
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=False,
-        trust_env=False,
-        headers={"User-Agent": "openpan-offline/1.0"},
-    )
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        await self._session.close()
+
+    async def __aenter__(self) -> GuardedSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

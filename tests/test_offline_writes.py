@@ -1,0 +1,148 @@
+"""How a download's bytes reach its partial file, in process: ``write_at`` (whole blocks past the
+page cache, the rest through it) and the sink's lanes (several batches in flight, each lane in
+order, nothing written after a batch that failed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openpan.services import offline
+from openpan.storage import direct_write
+from openpan.storage.direct_write import ALIGN, BUFFER_SIZE, write_at
+
+
+def _batches(data: bytes, rng: random.Random) -> list[list[bytes]]:
+    """``data`` cut into batches of chunks of uneven sizes, as the network hands them over."""
+    batches: list[list[bytes]] = []
+    position = 0
+    while position < len(data):
+        batch = []
+        for _ in range(rng.randint(1, 6)):
+            size = rng.choice([1, 7, ALIGN - 1, ALIGN, 65_536, 250_001, BUFFER_SIZE + 3])
+            batch.append(data[position : position + size])
+            position += size
+        batches.append([chunk for chunk in batch if chunk])
+    return [batch for batch in batches if batch]
+
+
+@pytest.mark.parametrize("start", [0, 1, ALIGN - 1, ALIGN, 3 * ALIGN + 5])
+def test_batches_land_where_they_belong(tmp_path: Path, start: int) -> None:
+    rng = random.Random(start)
+    kept = os.urandom(start)  # what a resumed download keeps of its file
+    data = os.urandom(3 * BUFFER_SIZE + 12_345)
+    path = tmp_path / "partial"
+    path.write_bytes(kept)
+    offset = start
+    for batch in _batches(data, rng):
+        write_at(str(path), batch, offset)
+        offset += sum(len(chunk) for chunk in batch)
+    assert path.read_bytes() == kept + data
+
+
+def test_whole_blocks_bypass_the_page_cache_where_allowed(tmp_path: Path) -> None:
+    if not getattr(os, "O_DIRECT", 0):
+        pytest.skip("no O_DIRECT on this platform")
+    path = tmp_path / "partial"
+    path.write_bytes(b"")
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_DIRECT))
+    except OSError:
+        pytest.skip("this file system refuses O_DIRECT")
+    opened: list[int] = []
+    real_open = os.open
+
+    def watching_open(name: Any, flags: int, *args: Any) -> int:
+        opened.append(flags)
+        return real_open(name, flags, *args)
+
+    data = os.urandom(2 * BUFFER_SIZE + 100)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(direct_write, "_direct_ok", True)
+        patch.setattr(os, "open", watching_open)
+        write_at(str(path), [data[:10], data[10:]], 0)
+    assert path.read_bytes() == data
+    assert any(flags & os.O_DIRECT for flags in opened)
+
+
+def test_a_file_system_that_refuses_o_direct_gets_page_cache_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = os.open
+
+    def refusing_open(name: Any, flags: int, *args: Any) -> int:
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(direct_write, "_direct_ok", True)
+    monkeypatch.setattr(direct_write, "_O_DIRECT", getattr(os, "O_DIRECT", 0x4000))
+    monkeypatch.setattr(os, "open", refusing_open)
+    path = tmp_path / "partial"
+    path.write_bytes(b"")
+    data = os.urandom(BUFFER_SIZE + 5 * ALIGN + 3)
+    write_at(str(path), [data[:100], data[100:]], 0)
+    write_at(str(path), [data[:7]], len(data))
+    assert path.read_bytes() == data + data[:7]
+    assert direct_write._direct_ok is False
+
+
+def _sink(path: Path) -> offline._Sink:
+    path.write_bytes(b"")
+    return offline._Sink(path=str(path), written=0, hasher=hashlib.md5())
+
+
+def test_the_sink_keeps_batches_in_order_with_several_in_flight(tmp_path: Path) -> None:
+    data = os.urandom(5 * BUFFER_SIZE + 777)
+    batches = _batches(data, random.Random(7))
+    assert len(batches) > offline.IN_FLIGHT
+
+    async def run() -> offline._Sink:
+        sink = _sink(tmp_path / "partial")
+        for number, batch in enumerate(batches):
+            await sink.write(batch, sum(len(chunk) for chunk in batch), durable=number % 2 == 0)
+        await sink.sync()
+        return sink
+
+    sink = asyncio.run(run())
+    assert sink.hasher.hexdigest() == hashlib.md5(data).hexdigest()
+    assert (tmp_path / "partial").read_bytes() == data
+    assert sink.synced == sink.written == len(data)
+
+
+def test_nothing_is_written_or_counted_after_a_batch_that_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+
+    def failing_second(path: str, chunks: list[bytes], offset: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write_at(path, chunks, offset)
+
+    monkeypatch.setattr(offline, "write_at", failing_second)
+    batch = [b"x" * 100_000]
+
+    async def run() -> offline._Sink:
+        sink = _sink(tmp_path / "partial")
+        with pytest.raises(OSError, match="No space"):
+            for _ in range(6):
+                await sink.write(batch, 100_000, durable=True)
+            await sink.drain(syncing=True)
+        with contextlib.suppress(OSError):  # what is still in flight fails the same way
+            await sink.drain(syncing=True)
+        return sink
+
+    sink = asyncio.run(run())
+    assert calls["n"] == 2  # the batches after the failed one were never written
+    assert sink.synced <= 100_000
+    assert (tmp_path / "partial").stat().st_size == 100_000
