@@ -26,6 +26,8 @@ from collections.abc import Iterator, Sequence
 
 log = logging.getLogger("openpan.storage")
 
+# Buffers one pwritev may take (Linux's IOV_MAX is 1024).
+IOV_MAX = 512
 # 4096 satisfies devices with 512-byte and 4 KiB logical blocks alike.
 ALIGN = 4096
 # One aligned buffer per concurrent writer, reused: memory already touched costs no faults.
@@ -91,17 +93,22 @@ def _write_cached(path: str, views: list[memoryview], offset: int) -> None:
     # cancelled can never land in a file descriptor number reused by something else.
     fd = os.open(path, os.O_WRONLY)
     try:
-        position = offset
-        while views:
-            written = os.pwritev(fd, views, position)
-            position += written
-            while views and written >= len(views[0]):
-                written -= len(views[0])
-                views.pop(0)
-            if views and written:
-                views[0] = views[0][written:]
+        pwrite_all(fd, views, offset)
     finally:
         os.close(fd)
+
+
+def pwrite_all(fd: int, views: list[memoryview], offset: int) -> None:
+    """Write ``views``, one after the other, at ``offset`` of ``fd``, through the page cache:
+    as few ``pwritev`` calls as the kernel allows, no joining copy. Consumes ``views``."""
+    while views:
+        written = os.pwritev(fd, views[:IOV_MAX], offset)
+        offset += written
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def _views(chunks: Sequence[bytes], skip: int, length: int) -> Iterator[memoryview]:

@@ -31,6 +31,7 @@ import anyio
 
 from openpan.storage.background_flush import BackgroundFlush
 from openpan.storage.base import Assembled, PartInfo, PartSizeError, StorageError
+from openpan.storage.direct_write import pwrite_all
 from openpan.storage.running_md5 import RunningMd5, hash_range
 from openpan.storage.slice_markers import (
     keep_md5,
@@ -313,15 +314,7 @@ def _storage_errors() -> Iterator[None]:
 
 
 def _write(fd: int, chunks: list[bytes], offset: int) -> None:
-    views = [memoryview(c) for c in chunks]
-    while views:
-        n = os.pwritev(fd, views[:512], offset)  # within IOV_MAX
-        offset += n
-        while views and n >= len(views[0]):
-            n -= len(views[0])
-            views.pop(0)
-        if views and n:
-            views[0] = views[0][n:]
+    pwrite_all(fd, [memoryview(c) for c in chunks], offset)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:
