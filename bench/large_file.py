@@ -9,58 +9,22 @@ from __future__ import annotations
 
 import argparse
 
-from common import HEADER, MiB, deadline, machine, mib, table
-from serving import arguments, env_pairs, measure_link
+import serving
+from common import MiB
 
-SIZE = 10 * 1000 * 1000
-TARGET = 0.8
+MEASUREMENT = serving.Measurement(
+    size=10 * 1000 * 1000,
+    target=0.8,
+    title="2. direct link, 10 MB file, {connections} connections: MiB/s",
+    memory_title="4. peak RSS while serving the 10 MB file",
+    runs_title="   (each run, MiB/s)",
+    figure=lambda run: run.bytes_per_second / MiB,
+)
 
 
 def rows(args: argparse.Namespace) -> list[list[str]]:
-    result = measure_link(
-        SIZE,
-        args.connections,
-        args.seconds,
-        args.rounds,
-        args.openpan_arg,
-        env_pairs(args.openpan_env),
-    )
-    nginx, openpan = result.bps("nginx"), result.bps("openpan")
-    ratio = openpan / nginx
-    return [
-        [
-            f"2. direct link, 10 MB file, {args.connections} connections: MiB/s",
-            f"{nginx / MiB:,.0f}",
-            f"{openpan / MiB:,.0f}",
-            f"{ratio:.2f}",
-            f">= {TARGET}",
-            "yes" if ratio >= TARGET else "NO",
-        ],
-        [
-            "4. peak RSS while serving the 10 MB file",
-            mib(result.nginx_peak_rss),
-            mib(result.openpan_peak_rss),
-            "",
-            "",
-            "",
-        ],
-        [
-            "   (each run, MiB/s)",
-            " ".join(f"{r.bytes_per_second / MiB:,.0f}" for r in result.nginx),
-            " ".join(f"{r.bytes_per_second / MiB:,.0f}" for r in result.openpan),
-            "",
-            "",
-            "",
-        ],
-    ]
-
-
-def main() -> None:
-    args = arguments(__doc__ or "", connections=16, seconds=8)
-    deadline(120 + args.rounds * 2 * (args.seconds + 5))
-    print(f"machine: {machine()}")
-    print(table(rows(args), HEADER))
+    return serving.link_rows(args, MEASUREMENT)
 
 
 if __name__ == "__main__":
-    main()
+    serving.main(__doc__ or "", MEASUREMENT, connections=16)

@@ -4,18 +4,24 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
 from common import (
+    HEADER,
     Nginx,
     Openpan,
     PeakMemory,
     WrkResult,
     alternate,
+    deadline,
     ensure_tools,
+    machine,
     median,
+    mib,
     random_file,
+    table,
     workdir,
     wrk,
 )
@@ -30,12 +36,6 @@ class LinkResult:
     openpan_peak_rss: int
     openpan_peak_rss_single: int
     nginx_peak_rss: int
-
-    def rps(self, side: str) -> float:
-        return median([r.requests_per_second for r in getattr(self, side)])
-
-    def bps(self, side: str) -> float:
-        return median([r.bytes_per_second for r in getattr(self, side)])
 
 
 def arguments(description: str, connections: int, seconds: int) -> argparse.Namespace:
@@ -110,3 +110,64 @@ def measure_link(
 
 def env_pairs(pairs: list[str]) -> dict[str, str]:
     return dict(pair.split("=", 1) for pair in pairs)
+
+
+@dataclass
+class Measurement:
+    """What a serving script measures and how it shows it."""
+
+    size: int  # of the file served
+    target: float  # openpan / nginx at least
+    title: str  # the first row's label; ``{connections}`` is filled in
+    memory_title: str
+    runs_title: str
+    figure: Callable[[WrkResult], float]  # one run's figure, in the unit shown
+
+
+def link_rows(args: argparse.Namespace, measured: Measurement) -> list[list[str]]:
+    """Run the measurement with the script's arguments; the rows of its table."""
+    result = measure_link(
+        measured.size,
+        args.connections,
+        args.seconds,
+        args.rounds,
+        args.openpan_arg,
+        env_pairs(args.openpan_env),
+    )
+    nginx = median([measured.figure(r) for r in result.nginx])
+    openpan = median([measured.figure(r) for r in result.openpan])
+    ratio = openpan / nginx
+    return [
+        [
+            measured.title.format(connections=args.connections),
+            f"{nginx:,.0f}",
+            f"{openpan:,.0f}",
+            f"{ratio:.2f}",
+            f">= {measured.target}",
+            "yes" if ratio >= measured.target else "NO",
+        ],
+        [
+            measured.memory_title,
+            mib(result.nginx_peak_rss),
+            mib(result.openpan_peak_rss),
+            "",
+            "",
+            "",
+        ],
+        [
+            measured.runs_title,
+            " ".join(f"{measured.figure(r):,.0f}" for r in result.nginx),
+            " ".join(f"{measured.figure(r):,.0f}" for r in result.openpan),
+            "",
+            "",
+            "",
+        ],
+    ]
+
+
+def main(description: str, measured: Measurement, connections: int) -> None:
+    """A serving script's command line: measure, print the machine and the table."""
+    args = arguments(description, connections=connections, seconds=8)
+    deadline(120 + args.rounds * 2 * (args.seconds + 5))
+    print(f"machine: {machine()}")
+    print(table(link_rows(args, measured), HEADER))

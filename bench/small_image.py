@@ -9,58 +9,21 @@ from __future__ import annotations
 
 import argparse
 
-from common import HEADER, deadline, machine, mib, table
-from serving import arguments, env_pairs, measure_link
+import serving
 
-SIZE = 100 * 1024
-TARGET = 0.5
+MEASUREMENT = serving.Measurement(
+    size=100 * 1024,
+    target=0.5,
+    title="1. direct link, 100 KB image, {connections} connections: requests/s",
+    memory_title="4. peak RSS while serving the 100 KB image",
+    runs_title="   (each run, req/s)",
+    figure=lambda run: run.requests_per_second,
+)
 
 
 def rows(args: argparse.Namespace) -> list[list[str]]:
-    result = measure_link(
-        SIZE,
-        args.connections,
-        args.seconds,
-        args.rounds,
-        args.openpan_arg,
-        env_pairs(args.openpan_env),
-    )
-    nginx, openpan = result.rps("nginx"), result.rps("openpan")
-    ratio = openpan / nginx
-    return [
-        [
-            f"1. direct link, 100 KB image, {args.connections} connections: requests/s",
-            f"{nginx:,.0f}",
-            f"{openpan:,.0f}",
-            f"{ratio:.2f}",
-            f">= {TARGET}",
-            "yes" if ratio >= TARGET else "NO",
-        ],
-        [
-            "4. peak RSS while serving the 100 KB image",
-            mib(result.nginx_peak_rss),
-            mib(result.openpan_peak_rss),
-            "",
-            "",
-            "",
-        ],
-        [
-            "   (each run, req/s)",
-            " ".join(f"{r.requests_per_second:,.0f}" for r in result.nginx),
-            " ".join(f"{r.requests_per_second:,.0f}" for r in result.openpan),
-            "",
-            "",
-            "",
-        ],
-    ]
-
-
-def main() -> None:
-    args = arguments(__doc__ or "", connections=64, seconds=8)
-    deadline(120 + args.rounds * 2 * (args.seconds + 5))
-    print(f"machine: {machine()}")
-    print(table(rows(args), HEADER))
+    return serving.link_rows(args, MEASUREMENT)
 
 
 if __name__ == "__main__":
-    main()
+    serving.main(__doc__ or "", MEASUREMENT, connections=64)
