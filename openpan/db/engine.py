@@ -127,6 +127,13 @@ def _configure_sqlite(engine: AsyncEngine, busy: float) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def one_writer(session: AsyncSession) -> bool:
+    """Whether the session's database runs one write transaction at a time (SQLite), so that
+    what guards against a concurrent writer (a row lock, a savepoint around an insert that may
+    race) has nothing to guard against."""
+    return session.get_bind().dialect.name == "sqlite"
+
+
 async def serialize(session: AsyncSession, name: str) -> None:
     """Make the caller's write transaction wait for any other one that took ``name`` and has
     not ended, on any process: for rules that count rows and then add some (slot limits).

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
+from openpan.db.engine import one_writer
 from openpan.db.models import Blob
 
 
@@ -52,15 +53,13 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
     existing = await acquire(session, md5, size)
     if existing is not None:
         return existing, False
-    if session.get_bind().dialect.name == "sqlite":
-        # SQLite runs one write transaction at a time: nobody can have inserted it since.
-        blob = Blob(md5=md5, size=size, key=key, refcount=1, created_at=utcnow())
+    blob = Blob(md5=md5, size=size, key=key, refcount=1, created_at=utcnow())
+    if one_writer(session):  # nobody can have inserted it since ``acquire`` looked
         session.add(blob)
         await session.flush()
         return blob, True
     try:
         async with session.begin_nested():
-            blob = Blob(md5=md5, size=size, key=key, refcount=1, created_at=utcnow())
             session.add(blob)
         return blob, True
     except IntegrityError:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from openpan.clock import utcnow
+from openpan.db.engine import one_writer
 from openpan.db.models import SPACE_DISK, File, User
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
@@ -179,7 +180,7 @@ async def check_space(ctx: Context, user: User, size: int) -> None:
 async def check_space_locked(session: AsyncSession, ctx: Context, user: User, size: int) -> None:
     """``check_space`` inside the transaction that adds the file. The user's row is locked
     first, so uploads of one user racing on several processes are counted one after another."""
-    if session.get_bind().dialect.name != "sqlite":  # SQLite's writers queue already
+    if not one_writer(session):
         await session.execute(select(User.id).where(User.id == user.id).with_for_update())
     _within_quota(ctx, user, await space_used(session, user), size)
 
