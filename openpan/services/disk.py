@@ -411,25 +411,15 @@ async def move(ctx: Context, user: User, file_ids: list[int], target_id: int) ->
         for entry in entries:
             if await in_trash(session, user, entry):
                 raise NotFound(f"fileIDs 文件不存在或在回收站中 (in the trash: {entry.id})")
-        moving = [e for e in entries if e.parent_id != target]
-        names = [e.name for e in moving]
-        if len(set(names)) != len(names):
-            raise OpenpanError("fileIDs 中有同名文件 (two entries with the same name)")
-        for entry in moving:
-            if entry.is_dir and await tree.is_inside(
-                session, user.id, SPACE_DISK, target, entry.id
-            ):
-                raise OpenpanError(
-                    f"toParentFileID 不能把目录移动到它自己或它的子目录中 ({entry.id})"
-                )
-            if await tree.name_taken(session, user.id, SPACE_DISK, target, entry.name):
-                raise OpenpanError(
-                    f"toParentFileID 目标目录已存在同名文件: {entry.name} (name already exists)"
-                )
-        now = utcnow()
-        for entry in moving:
-            entry.parent_id = target
-            entry.updated_at = now
+        await tree.move_entries(
+            session,
+            user.id,
+            SPACE_DISK,
+            entries,
+            target,
+            shown=lambda entry: entry.id,
+            clash_prefix="toParentFileID ",
+        )
         await _flush_unique(session, "toParentFileID")
 
 

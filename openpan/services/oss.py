@@ -162,23 +162,15 @@ async def move(ctx: Context, user: User, oss_ids: list[str], target_oss_id: str)
         target = await resolve_dir(session, user, "toParentFileID", target_oss_id)
         target_id = target.id if target else tree.ROOT
         entries = await _entries(session, user, oss_ids)
-        moving = [e for e in entries if e.parent_id != target_id]
-        names = [e.name for e in moving]
-        if len(set(names)) != len(names):
-            raise OpenpanError("fileIDs 中有同名文件 (two entries with the same name)")
-        for entry in moving:
-            if entry.is_dir and await tree.is_inside(
-                session, user.id, SPACE_OSS, target_id, entry.id
-            ):
-                raise OpenpanError(
-                    f"toParentFileID 不能把目录移动到它自己或它的子目录中 ({entry.oss_id})"
-                )
-            if await tree.name_taken(session, user.id, SPACE_OSS, target_id, entry.name):
-                raise OpenpanError(f"目标目录已存在同名文件: {entry.name} (name already exists)")
-        now = utcnow()
-        for entry in moving:
-            entry.parent_id = target_id
-            entry.updated_at = now
+        await tree.move_entries(
+            session,
+            user.id,
+            SPACE_OSS,
+            entries,
+            target_id,
+            shown=lambda entry: entry.oss_id,
+            clash_prefix="",
+        )
         await _flush_unique(session, "toParentFileID")
 
 

@@ -6,10 +6,14 @@ is sent, so "not yours" and "does not exist" are the same answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from openpan.clock import utcnow
 from openpan.db.models import File
+from openpan.errors import OpenpanError
 from openpan.services import blobs, public_links
 
 ROOT = 0
@@ -90,6 +94,39 @@ async def is_inside(
             return False
         current = parent
     return True  # a cycle would be a bug; refuse the move rather than loop
+
+
+async def move_entries(
+    session: AsyncSession,
+    user_id: int,
+    space: str,
+    entries: list[File],
+    target_id: int,
+    *,
+    shown: Callable[[File], object],
+    clash_prefix: str,
+) -> None:
+    """Move ``entries`` into directory ``target_id``, all of them or none: refused when two of
+    them share a name, a directory would go into itself or below it, or the name is taken
+    there. ``shown(entry)`` is the ID the space's clients know an entry by, ``clash_prefix``
+    what the answer to a taken name starts with. The caller flushes."""
+    moving = [e for e in entries if e.parent_id != target_id]
+    names = [e.name for e in moving]
+    if len(set(names)) != len(names):
+        raise OpenpanError("fileIDs 中有同名文件 (two entries with the same name)")
+    for entry in moving:
+        if entry.is_dir and await is_inside(session, user_id, space, target_id, entry.id):
+            raise OpenpanError(
+                f"toParentFileID 不能把目录移动到它自己或它的子目录中 ({shown(entry)})"
+            )
+        if await name_taken(session, user_id, space, target_id, entry.name):
+            raise OpenpanError(
+                f"{clash_prefix}目标目录已存在同名文件: {entry.name} (name already exists)"
+            )
+    now = utcnow()
+    for entry in moving:
+        entry.parent_id = target_id
+        entry.updated_at = now
 
 
 async def delete_entries(session: AsyncSession, entries: list[File]) -> list[str]:
