@@ -24,8 +24,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import httpx
+import aiohttp
 from common import (
     HOST,
     MiB,
@@ -98,13 +99,23 @@ def aria2(urls: list[str], into: Path, cpu: list[float], *options: str) -> float
 
 
 async def _offline(server: Openpan, urls: list[str]) -> float:
-    """Submit every URL at once, then poll until each task has succeeded; seconds taken."""
+    """Submit every URL at once, then poll until each task has succeeded; seconds taken.
+
+    The client is aiohttp: it shares the two cores with the server, and httpx's asyncio client
+    spent about 1.9 CPU seconds on these few hundred requests, about four times aiohttp's."""
     headers = {"Authorization": f"Bearer {server.token}", "Platform": "open_platform"}
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits) as http:
+    connector = aiohttp.TCPConnector(limit=64)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(
+        server.url, headers=headers, connector=connector, timeout=timeout
+    ) as http:
+
+        async def call(method: str, path: str, **kwargs: Any) -> Any:
+            async with http.request(method, path, **kwargs) as response:
+                return await response.json()
 
         async def submit(url: str) -> int:
-            answer = (await http.post(CREATE, json={"url": url}, timeout=300)).json()
+            answer = await call("POST", CREATE, json={"url": url})
             if answer["code"] != 0:
                 raise RuntimeError(f"create: {answer}")
             return int(answer["data"]["taskID"])
@@ -115,7 +126,7 @@ async def _offline(server: Openpan, urls: list[str]) -> float:
         # 0.2 s: the end is seen within that; clients of the real service poll once a second).
         for task_id in task_ids:
             while True:
-                answer = (await http.get(PROCESS, params={"taskID": task_id}, timeout=300)).json()
+                answer = await call("GET", PROCESS, params={"taskID": task_id})
                 status = answer["data"]["status"]
                 if status == 2:
                     break

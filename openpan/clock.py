@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 
 
 def _offset() -> timedelta:
-    return timedelta(seconds=float(os.environ.get("OPENPAN_CLOCK_OFFSET", "0") or 0))
+    return _parse_offset(os.environ.get("OPENPAN_CLOCK_OFFSET", ""))
+
+
+@lru_cache(maxsize=4)
+def _parse_offset(text: str) -> timedelta:
+    # Parsed once per value: "now" is asked for several times by every request.
+    return timedelta(seconds=float(text or 0))
 
 
 def utcnow() -> datetime:

@@ -46,7 +46,7 @@ def _reason(task: OfflineTask) -> dict[str, str]:
 @endpoint("/api/v1/offline/download")
 async def disk_create(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
-    task = await offline.create(
+    task_id = await offline.create(
         ctx,
         user,
         SPACE_DISK,
@@ -55,7 +55,7 @@ async def disk_create(request: Request, params: Params, user: User) -> dict[str,
         target=params.integer("dirID", required=False, default=0, minimum=0),
         callback_url=_callback(params),
     )
-    return {"taskID": task.id}
+    return {"taskID": task_id}
 
 
 @endpoint("/api/v1/offline/download/process")
@@ -70,7 +70,7 @@ async def oss_create(request: Request, params: Params, user: User) -> dict[str, 
     url = _url(params)
     if params.has("type"):  # documented as required and fixed at 1; often left out
         params.integer("type", minimum=1, maximum=1)
-    task = await offline.create(
+    task_id = await offline.create(
         ctx,
         user,
         SPACE_OSS,
@@ -79,7 +79,7 @@ async def oss_create(request: Request, params: Params, user: User) -> dict[str, 
         target=params.string("businessDirID", required=False, max_len=ID_LEN),
         callback_url=_callback(params),
     )
-    return {"taskID": task.id}
+    return {"taskID": task_id}
 
 
 @endpoint("/api/v1/oss/offline/download/process")

@@ -7,6 +7,7 @@ time zone at the edge.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -41,6 +43,21 @@ SPACE_DISK = "disk"
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+M = TypeVar("M", bound=Base)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The model's table, for Core statements (``__table__`` is typed as any FROM clause)."""
+    return cast(Table, model.__table__)
+
+
+def from_row(model: type[M], row: Any) -> M:
+    """An instance of ``model``, attached to no session, from a Core row that selected the
+    columns of its table (the hot paths query with Core: see ``Database.rows``)."""
+    mapping = row._mapping
+    return model(**{column.key: mapping[column] for column in table_of(model).columns})
 
 
 class Meta(Base):

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
 from openpan.db.engine import Database
-from openpan.db.models import Job
+from openpan.db.models import Job, table_of
 
 log = logging.getLogger("openpan.jobs")
 
@@ -40,20 +40,52 @@ class Retry(Exception):
         self.delay = delay
 
 
-def enqueue(session: AsyncSession, kind: str, payload: dict[str, Any], delay: float = 0) -> Job:
+# Statements every job runs, written once and in Core: the ORM's own cost per statement was
+# more than the statement's (see ``Database.rows``).
+_jobs = table_of(Job)
+_INSERT = insert(_jobs)
+_SETTLE = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"))
+    .values(
+        status=bindparam("status"),
+        run_after=bindparam("run_after"),
+        locked_at=None,
+        last_error=bindparam("last_error"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+async def enqueue(
+    session: AsyncSession, kind: str, payload: dict[str, Any], delay: float = 0
+) -> None:
     """Record a job in the caller's transaction; it runs once that transaction commits."""
     now = utcnow()
-    job = Job(
-        kind=kind,
-        payload=json.dumps(payload),
-        status="queued",
-        attempts=0,
-        run_after=now + timedelta(seconds=delay),
-        created_at=now,
-        updated_at=now,
+    await session.execute(
+        _INSERT,
+        {
+            "kind": kind,
+            "payload": json.dumps(payload),
+            "status": "queued",
+            "attempts": 0,
+            "run_after": now + timedelta(seconds=delay),
+            "locked_at": None,
+            "last_error": None,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(job)
-    return job
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """What a worker needs of the job it claimed."""
+
+    id: int
+    kind: str
+    payload: str
+    attempts: int
 
 
 @dataclass
@@ -61,7 +93,11 @@ class _Running:
     """The job the current task is running for the in-process runner."""
 
     job_id: int
+    lane: str | None
     settled: bool = False
+    # The job queued more of its own lane's work (a download that ended admits the next): its
+    # worker claims that itself when the job returns.
+    claim_next: bool = False
 
 
 _running: ContextVar[_Running | None] = ContextVar("openpan_running_job", default=None)
@@ -75,13 +111,47 @@ async def settle_current_job(session: AsyncSession) -> None:
     running = _running.get()
     if running is None:
         return
-    await session.execute(
-        update(Job)
-        .where(Job.id == running.job_id)
-        .values(status="done", locked_at=None, last_error=None, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    await _settle(session, running.job_id, "done", 0.0, None)
     running.settled = True
+
+
+async def _settle(
+    session: AsyncSession, job_id: int, status: str, delay: float, error: str | None
+) -> None:
+    now = utcnow()
+    await session.execute(
+        _SETTLE,
+        {
+            "job_id": job_id,
+            "status": status,
+            "run_after": now + timedelta(seconds=delay),
+            "last_error": error,
+            "now": now,
+        },
+    )
+
+
+_oldest_due = (
+    select(_jobs.c.id)
+    .where(
+        _jobs.c.status == "queued",
+        _jobs.c.run_after <= bindparam("now"),
+        _jobs.c.kind.in_(bindparam("kinds", expanding=True)),
+    )
+    .order_by(_jobs.c.run_after, _jobs.c.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_SOONEST = select(func.min(_jobs.c.run_after)).where(
+    _jobs.c.status == "queued", _jobs.c.kind.in_(bindparam("kinds", expanding=True))
+)
+_CLAIM = (
+    update(_jobs)
+    .where(_jobs.c.id == _oldest_due, _jobs.c.status == "queued")
+    .values(status="running", locked_at=bindparam("now"), attempts=_jobs.c.attempts + 1)
+    .returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts)
+)
 
 
 class JobRunner(Protocol):
@@ -149,7 +219,13 @@ class InProcessRunner:
             lanes: set[str | None] = set(self._idle)
         else:
             lanes = {kind if kind in self.lanes else None for kind in kinds}
+        running = _running.get()
         for lane in lanes:
+            if running is not None and running.lane == lane and not running.claim_next:
+                # Rather than wake an idle worker that would race this one for the new row
+                # once this job returns, this one takes it (see ``_worker``).
+                running.claim_next = True
+                continue
             self._wake_one(lane, known=True)
 
     def _wake_one(self, lane: str | None, known: bool = False) -> None:
@@ -215,11 +291,10 @@ class InProcessRunner:
                     if waiter in idle:
                         idle.remove(waiter)
                 continue
-            known = False
             self._wake_one(lane)  # there may be more: another idle worker looks
-            await self._run(job)
+            known = await self._run(job, lane)
 
-    async def _claim(self, lane: str | None, look_first: bool = True) -> Job | None:
+    async def _claim(self, lane: str | None, look_first: bool = True) -> _Claimed | None:
         if lane is not None:
             kinds = [lane] if lane in self._handlers else []
         else:
@@ -229,44 +304,28 @@ class InProcessRunner:
         if look_first:
             # Look before taking the write lock: idle workers poll, and must not queue up
             # behind (or in front of) the writes of requests when there is nothing to claim.
-            async with self.db.read() as session:
-                soonest = await session.scalar(
-                    select(func.min(Job.run_after)).where(
-                        Job.status == "queued", Job.kind.in_(kinds)
-                    )
-                )
+            async with self.db.rows() as connection:
+                soonest = await connection.scalar(_SOONEST, {"kinds": kinds})
             self._soonest[lane] = soonest
             if soonest is None or soonest > utcnow():
                 return None
         # One statement: the oldest due job becomes ours, or none does. The status condition
         # (and, on PostgreSQL, SKIP LOCKED) keeps two workers from taking the same one.
-        oldest_due = (
-            select(Job.id)
-            .where(Job.status == "queued", Job.run_after <= utcnow(), Job.kind.in_(kinds))
-            .order_by(Job.run_after, Job.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
         async with self.db.write() as session:
-            claimed = await session.scalars(
-                update(Job)
-                .where(Job.id == oldest_due, Job.status == "queued")
-                .values(status="running", locked_at=utcnow(), attempts=Job.attempts + 1)
-                .returning(Job)
-                .execution_options(synchronize_session=False)
-            )
-            return claimed.one_or_none()
+            row = (await session.execute(_CLAIM, {"kinds": kinds, "now": utcnow()})).first()
+        return None if row is None else _Claimed(*row)
 
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: _Claimed, lane: str | None) -> bool:
+        """Run the job's handler and record how it went. True if it queued more work of its own
+        lane, which the caller then claims without looking first."""
         handler = self._handlers[job.kind]
         status, delay, error = "done", 0.0, None
-        running = _Running(job.id)
+        running = _Running(job.id, lane)
         token = _running.set(running)
         try:
             await handler(json.loads(job.payload))
             if running.settled:
-                return
+                return running.claim_next
         except Retry as retry:
             status, delay, error = "queued", retry.delay, str(retry) or None
         except asyncio.CancelledError:
@@ -281,17 +340,7 @@ class InProcessRunner:
         finally:
             _running.reset(token)
         async with self.db.write() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == job.id)
-                .values(
-                    status=status,
-                    run_after=utcnow() + timedelta(seconds=delay),
-                    locked_at=None,
-                    last_error=error,
-                    updated_at=utcnow(),
-                )
-                .execution_options(synchronize_session=False)
-            )
+            await _settle(session, job.id, status, delay, error)
         if status == "queued":
             self.notify(job.kind)
+        return running.claim_next

@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
 from openpan.db.engine import one_writer
-from openpan.db.models import Blob
+from openpan.db.models import Blob, from_row, table_of
+
+# Every upload and download that completes runs these: Core, written once (see
+# ``Database.rows`` for what the ORM cost per statement).
+_blobs = table_of(Blob)
+_FIND = select(_blobs).where(_blobs.c.md5 == bindparam("md5"), _blobs.c.size == bindparam("size"))
+_TAKE = (
+    update(_blobs)
+    .where(_blobs.c.id == bindparam("blob_id"), _blobs.c.refcount > 0)
+    .values(refcount=_blobs.c.refcount + 1)
+)
+_INSERT = insert(_blobs).returning(_blobs.c.id)
 
 
 def new_key(md5: str, size: int, tag: str | None = None) -> str:
@@ -23,7 +34,9 @@ def new_key(md5: str, size: int, tag: str | None = None) -> str:
 
 
 async def find(session: AsyncSession, md5: str, size: int) -> Blob | None:
-    return await session.scalar(select(Blob).where(Blob.md5 == md5, Blob.size == size))
+    """The stored blob with these bytes, if there is one."""
+    row = (await session.execute(_FIND, {"md5": md5, "size": size})).first()
+    return None if row is None else from_row(Blob, row)
 
 
 async def acquire(session: AsyncSession, md5: str, size: int) -> Blob | None:
@@ -31,9 +44,7 @@ async def acquire(session: AsyncSession, md5: str, size: int) -> Blob | None:
     blob = await find(session, md5, size)
     if blob is None:
         return None
-    taken = await session.execute(
-        update(Blob).where(Blob.id == blob.id, Blob.refcount > 0).values(refcount=Blob.refcount + 1)
-    )
+    taken = await session.execute(_TAKE, {"blob_id": blob.id})
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         return None  # its last reference went a moment ago; it is being deleted
     return blob
@@ -53,15 +64,13 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
     existing = await acquire(session, md5, size)
     if existing is not None:
         return existing, False
-    blob = Blob(md5=md5, size=size, key=key, refcount=1, created_at=utcnow())
+    values = {"md5": md5, "size": size, "key": key, "refcount": 1, "created_at": utcnow()}
     if one_writer(session):  # nobody can have inserted it since ``acquire`` looked
-        session.add(blob)
-        await session.flush()
-        return blob, True
+        return Blob(id=await session.scalar(_INSERT, values), **values), True
     try:
         async with session.begin_nested():
-            session.add(blob)
-        return blob, True
+            blob_id = await session.scalar(_INSERT, values)
+        return Blob(id=blob_id, **values), True
     except IntegrityError:
         existing = await acquire(session, md5, size)
         if existing is None:

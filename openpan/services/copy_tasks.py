@@ -110,7 +110,7 @@ async def create(ctx: Context, user: User, file_ids: list[int], target_oss_id: s
         )
         session.add(task)
         if unfinished == 0:
-            enqueue(session, JOB, {"task_id": task.id})
+            await enqueue(session, JOB, {"task_id": task.id})
     ctx.jobs.notify(JOB)
     return task
 
@@ -184,7 +184,7 @@ async def run_job(ctx: Context, payload: dict[str, object]) -> None:
             .limit(1)
         )
         if following is not None:
-            enqueue(session, JOB, {"task_id": following})
+            await enqueue(session, JOB, {"task_id": following})
     ctx.jobs.notify(JOB)
 
 

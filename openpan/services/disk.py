@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from openpan.clock import utcnow
 from openpan.db.engine import one_writer
-from openpan.db.models import SPACE_DISK, File, User
+from openpan.db.models import SPACE_DISK, File, User, table_of
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
@@ -160,13 +160,18 @@ def quota_of(ctx: Context, user: User) -> int:
     return user.storage_quota if user.storage_quota is not None else ctx.settings.disk_quota
 
 
+_files = table_of(File)
+# Core, written once: every upload and download into the cloud disk asks.
+_SPACE_USED = select(func.coalesce(func.sum(_files.c.size), 0)).where(
+    _files.c.user_id == bindparam("user_id"),
+    _files.c.space == SPACE_DISK,
+    _files.c.is_dir.is_(False),
+)
+
+
 async def space_used(session: AsyncSession, user: User) -> int:
     """Bytes of every cloud-disk file of the user, the trash included."""
-    used = await session.scalar(
-        select(func.coalesce(func.sum(File.size), 0)).where(
-            File.user_id == user.id, File.space == SPACE_DISK, File.is_dir.is_(False)
-        )
-    )
+    used = await session.scalar(_SPACE_USED, {"user_id": user.id})
     return int(used or 0)
 
 

@@ -42,7 +42,7 @@ from urllib.parse import unquote
 
 import aiohttp
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
@@ -50,7 +50,15 @@ from yarl import URL
 from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.engine import serialize
-from openpan.db.models import SPACE_DISK, SPACE_OSS, File, OfflineTask, User
+from openpan.db.models import (
+    SPACE_DISK,
+    SPACE_OSS,
+    File,
+    OfflineTask,
+    User,
+    from_row,
+    table_of,
+)
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import Retry, enqueue, settle_current_job
 from openpan.services import blobs, callbacks, disk, oss, tree
@@ -82,6 +90,34 @@ MAX_URL = 4096
 
 RUNNING, FAILED, SUCCEEDED, RETRYING = 0, 1, 2, 3
 UNFINISHED = (RUNNING, RETRYING)
+
+# The statements every task runs, in Core and written once: with the ORM, their own cost was
+# most of what a small download cost the server (see ``Database.rows``).
+_tasks, _users, _files = table_of(OfflineTask), table_of(User), table_of(File)
+_TASK = select(_tasks).where(_tasks.c.id == bindparam("id"))
+_TASK_AND_USER = (
+    select(_tasks, _users)
+    .select_from(_tasks.outerjoin(_users, _users.c.id == _tasks.c.user_id))
+    .where(_tasks.c.id == bindparam("id"))
+)
+_INSERT_TASK = insert(_tasks).returning(_tasks.c.id)
+_INSERT_FILE = insert(_files).returning(_files.c.id)
+_ACTIVE = select(
+    func.count(_tasks.c.id),
+    func.count(_tasks.c.id).filter(_tasks.c.user_id == bindparam("user_id")),
+).where(_tasks.c.active.is_(True))
+_ACTIVE_BY_USER = (
+    select(_tasks.c.user_id, func.count(_tasks.c.id))
+    .where(_tasks.c.active.is_(True))
+    .group_by(_tasks.c.user_id)
+)
+_WAITING = (
+    select(_tasks.c.id, _tasks.c.user_id)
+    .where(_tasks.c.status == RUNNING, _tasks.c.active.is_(False), _tasks.c.id > bindparam("after"))
+    .order_by(_tasks.c.id)
+    .limit(bindparam("size"))
+)
+_unfinished = _tasks.c.status.in_(UNFINISHED)
 
 # Bytes gathered from the network before they are handed to the writing and hashing threads:
 # each hand-over costs two thread hops, which a busy machine makes slow. Small at first (a small
@@ -147,9 +183,9 @@ async def create(
     file_name: str | None,
     target: int | str,
     callback_url: str | None,
-) -> OfflineTask:
+) -> int:
     """Record a download of ``url`` into ``target`` (0 / "" or absent: the ``来自:离线下载``
-    directory) and start it as soon as a slot is free."""
+    directory) and start it as soon as a slot is free; returns the task's ID."""
     url = check_url("url", url, ctx.settings)
     if callback_url is not None:
         callback_url = check_url("callBackUrl", callback_url, ctx.settings)
@@ -160,9 +196,7 @@ async def create(
         parent_id = await _creation_target(session, user, space, target)
         if limit:
             unfinished = await session.scalar(
-                select(func.count(OfflineTask.id)).where(
-                    OfflineTask.user_id == user.id, OfflineTask.status.in_(UNFINISHED)
-                )
+                select(func.count(_tasks.c.id)).where(_tasks.c.user_id == user.id, _unfinished)
             )
             if (unfinished or 0) >= limit:
                 raise OpenpanError(
@@ -171,37 +205,34 @@ async def create(
                 )
         admitted = await _slot_free(session, ctx.settings, user.id)
         now = utcnow()
-        task = OfflineTask(
-            user_id=user.id,
-            space=space,
-            url=url,
-            file_name=file_name,
-            target_parent_id=parent_id,
-            callback_url=callback_url,
-            status=RUNNING,
-            process=0.0,
-            bytes_done=0,
-            attempts=0,
-            active=admitted,
-            created_at=now,
-            updated_at=now,
+        task_id = await session.scalar(
+            _INSERT_TASK,
+            {
+                "user_id": user.id,
+                "space": space,
+                "url": url,
+                "file_name": file_name,
+                "target_parent_id": parent_id,
+                "callback_url": callback_url,
+                "active": admitted,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
-        session.add(task)
-        await session.flush()
         if admitted:
-            enqueue(session, DOWNLOAD_JOB, {"task_id": task.id})
+            await enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
     if admitted:
         ctx.jobs.notify(DOWNLOAD_JOB)
-    return task
+    return int(task_id)
 
 
 async def get_task(ctx: Context, user: User, space: str, task_id: int) -> OfflineTask:
     """A task of this user in this space; another user's answers exactly like a missing one."""
-    async with ctx.db.read() as session:
-        task = await session.get(OfflineTask, task_id)
-    if task is None or task.user_id != user.id or task.space != space:
+    async with ctx.db.rows() as connection:
+        row = (await connection.execute(_TASK, {"id": task_id})).first()
+    if row is None or row.user_id != user.id or row.space != space:
         raise NotFound(f"taskID 离线下载任务不存在 (no such task: {task_id})")
-    return task
+    return from_row(OfflineTask, row)
 
 
 # Slots ------------------------------------------------------------------------------------------
@@ -213,11 +244,7 @@ async def admit(session: AsyncSession, settings: Settings) -> int:
     # One admission at a time across processes, or two would hand out the same free slot (or
     # the same waiting task) at once.
     await serialize(session, "offline.admit")
-    rows = await session.execute(
-        select(OfflineTask.user_id, func.count(OfflineTask.id))
-        .where(OfflineTask.active.is_(True))
-        .group_by(OfflineTask.user_id)
-    )
+    rows = await session.execute(_ACTIVE_BY_USER)
     busy: dict[int, int] = {user_id: count for user_id, count in rows}
     free = settings.offline_max_active - sum(busy.values())
     chosen: list[int] = []
@@ -225,18 +252,7 @@ async def admit(session: AsyncSession, settings: Settings) -> int:
     while free > 0:
         # Oldest first; a page larger than the free slots, since users at their limit are skipped.
         size = max(64, free * 8)
-        page = (
-            await session.execute(
-                select(OfflineTask.id, OfflineTask.user_id)
-                .where(
-                    OfflineTask.status == RUNNING,
-                    OfflineTask.active.is_(False),
-                    OfflineTask.id > after,
-                )
-                .order_by(OfflineTask.id)
-                .limit(size)
-            )
-        ).all()
+        page = (await session.execute(_WAITING, {"after": after, "size": size})).all()
         for task_id, user_id in page:
             if busy.get(user_id, 0) < settings.offline_max_active_per_user:
                 busy[user_id] = busy.get(user_id, 0) + 1
@@ -248,14 +264,9 @@ async def admit(session: AsyncSession, settings: Settings) -> int:
             break
         after = page[-1][0]
     if chosen:
-        await session.execute(
-            update(OfflineTask)
-            .where(OfflineTask.id.in_(chosen))
-            .values(active=True)
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(update(_tasks).where(_tasks.c.id.in_(chosen)).values(active=True))
         for task_id in chosen:
-            enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
+            await enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
     return len(chosen)
 
 
@@ -267,14 +278,7 @@ async def _slot_free(session: AsyncSession, settings: Settings, user_id: int) ->
     which leaves no waiting task that fits the limits, so the new one is the only candidate;
     an older task of the same user still waiting means the user is at their limit."""
     await serialize(session, "offline.admit")
-    total, mine = (
-        await session.execute(
-            select(
-                func.count(OfflineTask.id),
-                func.count(OfflineTask.id).filter(OfflineTask.user_id == user_id),
-            ).where(OfflineTask.active.is_(True))
-        )
-    ).one()
+    total, mine = (await session.execute(_ACTIVE, {"user_id": user_id})).one()
     return bool(total < settings.offline_max_active and mine < settings.offline_max_active_per_user)
 
 
@@ -340,7 +344,7 @@ async def _unique_name(
     session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
 ) -> str:
     """``name``, or ``name(1).ext``, ``name(2).ext``... : the first one free in the directory."""
-    if not await tree.name_taken(session, user_id, space, parent_id, name):
+    if await tree.name_holder(session, user_id, space, parent_id, name) is None:
         return name
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
@@ -348,7 +352,7 @@ async def _unique_name(
     for number in range(1, 100_000):
         suffix = f"({number}){dot}{ext}"
         candidate = stem[: MAX_NAME - 1 - len(suffix)] + suffix
-        if not await tree.name_taken(session, user_id, space, parent_id, candidate):
+        if await tree.name_holder(session, user_id, space, parent_id, candidate) is None:
             return candidate
     raise OpenpanError("fileName 同名文件过多 (too many files with this name)")
 
@@ -540,19 +544,12 @@ class _Download:
     # The run and its outcomes ----------------------------------------------------------------
 
     async def run(self) -> None:
-        async with self.ctx.db.read() as session:
-            found = (
-                await session.execute(
-                    select(OfflineTask, User)
-                    .outerjoin(User, User.id == OfflineTask.user_id)
-                    .where(OfflineTask.id == self.task_id)
-                )
-            ).first()
-        task, user = found if found is not None else (None, None)
-        if task is None or task.status in (FAILED, SUCCEEDED) or not task.active:
+        async with self.ctx.db.rows() as connection:
+            found = (await connection.execute(_TASK_AND_USER, {"id": self.task_id})).first()
+        if found is None or found.status in (FAILED, SUCCEEDED) or not found.active:
             return  # finished already (a job re-run after a crash), or never admitted
-        self.task = task
-        self.user = user
+        self.task = from_row(OfflineTask, found)
+        self.user = None if found._mapping[_users.c.id] is None else from_row(User, found)
         self.loop = asyncio.get_running_loop()
         try:
             fetched = await _DownloadLoop.run(self._fetch())
@@ -616,10 +613,9 @@ class _Download:
         try:
             async with self.ctx.db.write() as session:
                 await session.execute(
-                    update(OfflineTask)
-                    .where(OfflineTask.id == self.task_id, OfflineTask.status.in_(UNFINISHED))
+                    update(_tasks)
+                    .where(_tasks.c.id == self.task_id, _unfinished)
                     .values({**learnt, **values, "updated_at": utcnow()})
-                    .execution_options(synchronize_session=False)
                 )
         except BaseException:
             self.unsaved = {**learnt, **self.unsaved}
@@ -671,15 +667,12 @@ class _Download:
         if size is not None:
             values.update(bytes_done=size, bytes_total=size)
         ended = await session.execute(
-            update(OfflineTask)
-            .where(OfflineTask.id == self.task_id, OfflineTask.status.in_(UNFINISHED))
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            update(_tasks).where(_tasks.c.id == self.task_id, _unfinished).values(**values)
         )
         if ended.rowcount != 1:  # type: ignore[attr-defined]
             return False
         if self.task.callback_url:
-            enqueue(session, callbacks.CALLBACK_JOB, {"task_id": self.task_id})
+            await enqueue(session, callbacks.CALLBACK_JOB, {"task_id": self.task_id})
         await admit(session, self.settings)
         await settle_current_job(session)
         return True
@@ -987,12 +980,12 @@ class _Download:
                 )
             stored = False
             if same is not None:
-                holder = await tree.name_taken(session, user.id, space, parent_id, name)
-                if holder is None:
+                if await tree.name_holder(session, user.id, space, parent_id, name) is None:
                     same.name = name
                     same.ext = extension(name)
                 same.updated_at = now
-                file = same
+                await session.flush()
+                file_id = same.id
             else:
                 if key is None:
                     blob = await blobs.acquire(session, fetched.md5, fetched.size)
@@ -1000,27 +993,28 @@ class _Download:
                         raise _BlobGone()
                 else:
                     blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
-                file = File(
-                    user_id=user.id,
-                    space=space,
-                    oss_id=ids.sortable_id() if space == SPACE_OSS else None,
-                    parent_id=parent_id,
-                    name=await _unique_name(session, user.id, space, parent_id, name),
-                    is_dir=False,
-                    blob_id=blob.id,
-                    size=fetched.size,
-                    etag=fetched.md5,
-                    ext=extension(name),
-                    status=2,
-                    created_at=now,
-                    updated_at=now,
+                file_id = await session.scalar(
+                    _INSERT_FILE,
+                    {
+                        "user_id": user.id,
+                        "space": space,
+                        "oss_id": ids.sortable_id() if space == SPACE_OSS else None,
+                        "parent_id": parent_id,
+                        "name": await _unique_name(session, user.id, space, parent_id, name),
+                        "is_dir": False,
+                        "blob_id": blob.id,
+                        "size": fetched.size,
+                        "etag": fetched.md5,
+                        "ext": extension(name),
+                        "status": 2,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
-                session.add(file)
-            await session.flush()
-            if not await self._finish(session, SUCCEEDED, file_id=file.id, size=fetched.size):
+            if not await self._finish(session, SUCCEEDED, file_id=file_id, size=fetched.size):
                 # Ended meanwhile (this job ran twice): undo the file, keep the task as it is.
                 raise _AlreadyEnded()
-        return file.id, stored
+        return file_id, stored
 
     async def _commit_target(self, session: AsyncSession, user: User) -> int:
         """The directory the file goes into, now: the one asked for (if it still exists) or the
@@ -1111,9 +1105,9 @@ class _AlreadyEnded(Exception):
 
 async def default_dir(session: AsyncSession, user_id: int, space: str) -> int:
     """The ``来自:离线下载`` directory in the root of a space, made on first use."""
-    existing = await tree.name_taken(session, user_id, space, tree.ROOT, DEFAULT_DIR)
-    if existing is not None and existing.is_dir:
-        return existing.id
+    existing = await tree.name_holder(session, user_id, space, tree.ROOT, DEFAULT_DIR)
+    if existing is not None and existing[1]:
+        return existing[0]
     now = utcnow()
     entry = File(
         user_id=user_id,
@@ -1131,10 +1125,10 @@ async def default_dir(session: AsyncSession, user_id: int, space: str) -> int:
             session.add(entry)
     except IntegrityError:
         # Made by a concurrent transaction (PostgreSQL) a moment ago: use that one.
-        again = await tree.name_taken(session, user_id, space, tree.ROOT, DEFAULT_DIR)
+        again = await tree.name_holder(session, user_id, space, tree.ROOT, DEFAULT_DIR)
         if again is None:
             raise
-        return again.id
+        return again[0]
     return entry.id
 
 

@@ -8,16 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
-from openpan.db.models import File
+from openpan.db.models import File, table_of
 from openpan.errors import OpenpanError
 from openpan.services import blobs, public_links
 
 ROOT = 0
 MAX_DEPTH = 64
+
+_files = table_of(File)
+# The live entry of a directory with a given name: names are unique among them.
+_NAMED = (
+    _files.c.user_id == bindparam("user_id"),
+    _files.c.space == bindparam("space"),
+    _files.c.parent_id == bindparam("parent_id"),
+    _files.c.name == bindparam("name"),
+    _files.c.trashed.is_(False),
+)
+_NAME_TAKEN = select(File).where(*_NAMED)
+_NAME_HOLDER = select(_files.c.id, _files.c.is_dir).where(*_NAMED)
 
 
 async def get(session: AsyncSession, user_id: int, space: str, file_id: int) -> File | None:
@@ -31,15 +43,18 @@ async def name_taken(
     session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
 ) -> File | None:
     """The live entry called ``name`` in a directory, if there is one."""
-    return await session.scalar(
-        select(File).where(
-            File.user_id == user_id,
-            File.space == space,
-            File.parent_id == parent_id,
-            File.name == name,
-            File.trashed.is_(False),
-        )
-    )
+    named = {"user_id": user_id, "space": space, "parent_id": parent_id, "name": name}
+    return await session.scalar(_NAME_TAKEN, named)
+
+
+async def name_holder(
+    session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
+) -> tuple[int, bool] | None:
+    """``(id, is_dir)`` of the live entry called ``name`` in a directory, if there is one:
+    ``name_taken`` without loading the entry, for the paths every download takes."""
+    named = {"user_id": user_id, "space": space, "parent_id": parent_id, "name": name}
+    row = (await session.execute(_NAME_HOLDER, named)).first()
+    return None if row is None else (row.id, row.is_dir)
 
 
 async def descendant_ids(

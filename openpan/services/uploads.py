@@ -299,7 +299,7 @@ async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Comp
         # Small uploads are verified in this request; their job is the safety net that finishes
         # one if this process dies first, and waits long enough not to race the request.
         large = upload.size > ctx.settings.sync_complete_max
-        enqueue(
+        await enqueue(
             session, FINISH_JOB, {"upload_id": upload.id}, delay=0 if large else FINISH_BACKUP_DELAY
         )
     if upload.size > ctx.settings.sync_complete_max:
