@@ -12,14 +12,11 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
+@lru_cache(maxsize=1)
 def _offset() -> timedelta:
-    return _parse_offset(os.environ.get("OPENPAN_CLOCK_OFFSET", ""))
-
-
-@lru_cache(maxsize=4)
-def _parse_offset(text: str) -> timedelta:
-    # Parsed once per value: "now" is asked for several times by every request.
-    return timedelta(seconds=float(text or 0))
+    # Read once, when first needed: it is set when the process starts, and "now" is asked for
+    # several times by every request (an environment lookup and a parse each time showed up).
+    return timedelta(seconds=float(os.environ.get("OPENPAN_CLOCK_OFFSET", "") or 0))
 
 
 def utcnow() -> datetime:

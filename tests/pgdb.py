@@ -50,6 +50,16 @@ def create_database(prefix: str = "openpan_t") -> str:
     return _url_for(name)
 
 
+def tier_database(folder: Path) -> str:
+    """An empty database of this run's tier, as the server's async URL: PostgreSQL in that tier,
+    else an SQLite file in ``folder``."""
+    from openpan.settings import normalise_database_url
+
+    if postgres_tier():
+        return normalise_database_url(create_database())
+    return normalise_database_url(f"sqlite:///{folder / 'openpan.db'}")
+
+
 def drop_all() -> None:
     """Drop every database this run created (servers still connected are disconnected)."""
     if not _created:

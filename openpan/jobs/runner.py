@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
@@ -44,6 +44,7 @@ class Retry(Exception):
 # more than the statement's (see ``Database.rows``).
 _jobs = table_of(Job)
 _INSERT = insert(_jobs)
+_INSERT_TAKEN = insert(_jobs).returning(_jobs.c.id)
 _SETTLE = (
     update(_jobs)
     .where(_jobs.c.id == bindparam("job_id"))
@@ -60,22 +61,35 @@ _SETTLE = (
 async def enqueue(
     session: AsyncSession, kind: str, payload: dict[str, Any], delay: float = 0
 ) -> None:
-    """Record a job in the caller's transaction; it runs once that transaction commits."""
+    """Record a job in the caller's transaction; it runs once that transaction commits.
+
+    Queued by a job of the same kind that an in-process worker is running (a download that
+    ended admits the next), the first such job is that worker's next one: recorded as running
+    already and handed over when the transaction commits, so nobody has to claim it."""
     now = utcnow()
-    await session.execute(
-        _INSERT,
-        {
-            "kind": kind,
-            "payload": json.dumps(payload),
-            "status": "queued",
-            "attempts": 0,
-            "run_after": now + timedelta(seconds=delay),
-            "locked_at": None,
-            "last_error": None,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    text = json.dumps(payload)
+    running = _running.get()
+    take = running is not None and running.kind == kind and not delay and not running.taking
+    values = {
+        "kind": kind,
+        "payload": text,
+        "status": "running" if take else "queued",
+        "attempts": 1 if take else 0,
+        "run_after": now + timedelta(seconds=delay),
+        "locked_at": now if take else None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    if not take:
+        if running is not None:
+            running.queued_more = True
+        await session.execute(_INSERT, values)
+        return
+    assert running is not None
+    running.taking = True
+    taken = _Claimed(await session.scalar(_INSERT_TAKEN, values), kind, text, 1)
+    _on_commit(session, lambda: setattr(running, "next", taken))
 
 
 @dataclass(frozen=True)
@@ -93,10 +107,17 @@ class _Running:
     """The job the current task is running for the in-process runner."""
 
     job_id: int
+    kind: str
     lane: str | None
+    # Marked done by the handler's own transaction (``settle_current_job``), once committed.
     settled: bool = False
-    # The job queued more of its own lane's work (a download that ended admits the next): its
-    # worker claims that itself when the job returns.
+    # A job of the same kind this one queued and took for its worker (see ``enqueue``): being
+    # recorded, and recorded (``next``, once its transaction committed).
+    taking: bool = False
+    next: _Claimed | None = None
+    # It queued other jobs too, which idle workers must be woken for.
+    queued_more: bool = False
+    # A notify for its own lane came while it ran: its worker claims when the job returns.
     claim_next: bool = False
 
 
@@ -112,7 +133,12 @@ async def settle_current_job(session: AsyncSession) -> None:
     if running is None:
         return
     await _settle(session, running.job_id, "done", 0.0, None)
-    running.settled = True
+    _on_commit(session, lambda: setattr(running, "settled", True))
+
+
+def _on_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run ``action`` when the session's transaction commits; never if it rolls back."""
+    event.listen(session.sync_session, "after_commit", lambda _session: action(), once=True)
 
 
 async def _settle(
@@ -221,11 +247,15 @@ class InProcessRunner:
             lanes = {kind if kind in self.lanes else None for kind in kinds}
         running = _running.get()
         for lane in lanes:
-            if running is not None and running.lane == lane and not running.claim_next:
-                # Rather than wake an idle worker that would race this one for the new row
-                # once this job returns, this one takes it (see ``_worker``).
-                running.claim_next = True
-                continue
+            if running is not None and running.lane == lane:
+                # Called by the job a worker of this lane is running: what it queued is that
+                # worker's next job (``enqueue``), or the worker claims it when the job returns,
+                # rather than an idle worker racing it for the same row.
+                if running.next is not None and not running.queued_more:
+                    continue
+                if running.next is None and not running.claim_next:
+                    running.claim_next = True
+                    continue
             self._wake_one(lane, known=True)
 
     def _wake_one(self, lane: str | None, known: bool = False) -> None:
@@ -262,37 +292,42 @@ class InProcessRunner:
         """One worker of ``lane``. Only the ``poller`` of a lane looks at the table on its own
         (every ``poll_interval``, or sooner when a delayed job is due); the others sleep until
         woken, which costs an idle server nothing."""
-        loop = asyncio.get_running_loop()
-        idle = self._idle[lane]
         known = False  # woken by a notify: a job was just committed
+        job: _Claimed | None = None  # handed over by the job run last
         while not self._stopping:
-            self._missed[lane] = False
-            try:
-                async with self._claiming[lane]:
-                    job = await self._claim(lane, look_first=not known)
-            except Exception:  # the database was briefly unavailable; try again shortly
-                log.exception("claiming a job failed")
-                job = None
             if job is None:
-                if self._missed[lane]:
-                    continue
-                waiter: asyncio.Future[bool] = loop.create_future()
-                idle.append(waiter)
-                # Sleep until the next poll, or until a job waiting out a short delay is due.
-                timeout = self.poll_interval if poller else 60 * self.poll_interval
-                soonest = self._soonest.get(lane)
-                if poller and soonest is not None:
-                    timeout = min(timeout, max(0.01, (soonest - utcnow()).total_seconds()))
-                known = False
+                self._missed[lane] = False
                 try:
-                    with contextlib.suppress(TimeoutError):
-                        known = await asyncio.wait_for(waiter, timeout)
-                finally:
-                    if waiter in idle:
-                        idle.remove(waiter)
-                continue
-            self._wake_one(lane)  # there may be more: another idle worker looks
-            known = await self._run(job, lane)
+                    async with self._claiming[lane]:
+                        job = await self._claim(lane, look_first=not known)
+                except Exception:  # the database was briefly unavailable; try again shortly
+                    log.exception("claiming a job failed")
+                    job = None
+                if job is None:
+                    if self._missed[lane]:
+                        continue
+                    known = await self._sleep(lane, poller)
+                    continue
+                self._wake_one(lane)  # there may be more: another idle worker looks
+            job, known = await self._run(job, lane)
+
+    async def _sleep(self, lane: str | None, poller: bool) -> bool:
+        """Wait until woken, the next poll, or a job waiting out a short delay is due; True if
+        woken by a notify (a job was just committed)."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        idle = self._idle[lane]
+        idle.append(waiter)
+        timeout = self.poll_interval if poller else 60 * self.poll_interval
+        soonest = self._soonest.get(lane)
+        if poller and soonest is not None:
+            timeout = min(timeout, max(0.01, (soonest - utcnow()).total_seconds()))
+        try:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(waiter, timeout)
+            return False
+        finally:
+            if waiter in idle:
+                idle.remove(waiter)
 
     async def _claim(self, lane: str | None, look_first: bool = True) -> _Claimed | None:
         if lane is not None:
@@ -315,17 +350,18 @@ class InProcessRunner:
             row = (await session.execute(_CLAIM, {"kinds": kinds, "now": utcnow()})).first()
         return None if row is None else _Claimed(*row)
 
-    async def _run(self, job: _Claimed, lane: str | None) -> bool:
-        """Run the job's handler and record how it went. True if it queued more work of its own
-        lane, which the caller then claims without looking first."""
+    async def _run(self, job: _Claimed, lane: str | None) -> tuple[_Claimed | None, bool]:
+        """Run the job's handler and record how it went. Returns the job it handed over to this
+        worker, if any, and whether it queued more work of this lane (which the worker then
+        claims without looking first)."""
         handler = self._handlers[job.kind]
         status, delay, error = "done", 0.0, None
-        running = _Running(job.id, lane)
+        running = _Running(job.id, job.kind, lane)
         token = _running.set(running)
         try:
             await handler(json.loads(job.payload))
             if running.settled:
-                return running.claim_next
+                return running.next, running.claim_next
         except Retry as retry:
             status, delay, error = "queued", retry.delay, str(retry) or None
         except asyncio.CancelledError:
@@ -343,4 +379,4 @@ class InProcessRunner:
             await _settle(session, job.id, status, delay, error)
         if status == "queued":
             self.notify(job.kind)
-        return running.claim_next
+        return running.next, running.claim_next

@@ -10,7 +10,7 @@ import secrets
 
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from openpan.clock import utcnow
 from openpan.db.engine import one_writer
@@ -33,7 +33,7 @@ def new_key(md5: str, size: int, tag: str | None = None) -> str:
     return f"{md5[:2]}/{md5}-{size}-{tag or secrets.token_hex(4)}"
 
 
-async def find(session: AsyncSession, md5: str, size: int) -> Blob | None:
+async def find(session: AsyncSession | AsyncConnection, md5: str, size: int) -> Blob | None:
     """The stored blob with these bytes, if there is one."""
     row = (await session.execute(_FIND, {"md5": md5, "size": size})).first()
     return None if row is None else from_row(Blob, row)

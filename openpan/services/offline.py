@@ -113,7 +113,12 @@ _ACTIVE_BY_USER = (
 )
 _WAITING = (
     select(_tasks.c.id, _tasks.c.user_id)
-    .where(_tasks.c.status == RUNNING, _tasks.c.active.is_(False), _tasks.c.id > bindparam("after"))
+    .where(
+        _tasks.c.status == RUNNING,
+        _tasks.c.active.is_(False),
+        _tasks.c.id > bindparam("after"),
+        _tasks.c.user_id.not_in(bindparam("full", expanding=True)),
+    )
     .order_by(_tasks.c.id)
     .limit(bindparam("size"))
 )
@@ -249,12 +254,15 @@ async def admit(session: AsyncSession, settings: Settings) -> int:
     free = settings.offline_max_active - sum(busy.values())
     chosen: list[int] = []
     after = 0
+    limit = settings.offline_max_active_per_user
     while free > 0:
-        # Oldest first; a page larger than the free slots, since users at their limit are skipped.
+        # Oldest first, of users below their limit (the tasks of the others would fill pages);
+        # a page larger than the free slots, since users may reach their limit on it.
         size = max(64, free * 8)
-        page = (await session.execute(_WAITING, {"after": after, "size": size})).all()
+        full = [user_id for user_id, count in busy.items() if count >= limit]
+        page = (await session.execute(_WAITING, {"after": after, "size": size, "full": full})).all()
         for task_id, user_id in page:
-            if busy.get(user_id, 0) < settings.offline_max_active_per_user:
+            if busy.get(user_id, 0) < limit:
                 busy[user_id] = busy.get(user_id, 0) + 1
                 chosen.append(task_id)
                 free -= 1
@@ -921,8 +929,8 @@ class _Download:
         path = Path(self.sink.path)
         await self._settle()
         user = self.user
-        async with self.ctx.db.read() as session:
-            have_blob = await blobs.find(session, fetched.md5, fetched.size) is not None
+        async with self.ctx.db.rows() as connection:
+            have_blob = await blobs.find(connection, fetched.md5, fetched.size) is not None
         if user is None:
             raise _Permanent("用户不存在 (the user is gone)")
         key: str | None = None

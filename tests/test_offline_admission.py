@@ -1,0 +1,75 @@
+"""Handing out download slots (``offline.admit``), on a real database: oldest waiting task first,
+each user within their own limit, and the tasks of users at their limit never stand in the way
+of other users' tasks, however many of them wait in front."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pgdb
+from sqlalchemy import select
+
+from openpan.clock import utcnow
+from openpan.db import migrate
+from openpan.db.engine import Database
+from openpan.db.models import SPACE_DISK, Job, OfflineTask
+from openpan.services import offline, users
+from openpan.settings import Settings
+
+
+async def _admit(tmp_path: Path, waiting: list[str], active: list[str]) -> tuple[list[str], int]:
+    """Users ``active`` hold a slot each, ``waiting`` wait in this order; admit once. Returns
+    whose tasks were admitted (oldest first) and how many download jobs were queued."""
+    db = Database(pgdb.tier_database(tmp_path))
+    await migrate.upgrade(db.engine)
+    ids: dict[str, int] = {}
+    for name in dict.fromkeys([*active, *waiting]):
+        await users.create_user(db, name)
+        async with db.read() as session:
+            ids[name] = (await users.get_by_name(session, name)).id
+    now = utcnow()
+    async with db.write() as session:
+        for name, is_active in [(n, True) for n in active] + [(n, False) for n in waiting]:
+            session.add(
+                OfflineTask(
+                    user_id=ids[name],
+                    space=SPACE_DISK,
+                    url="http://origin.example/f",
+                    active=is_active,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    settings = Settings(offline_max_active=4, offline_max_active_per_user=1)
+    async with db.write() as session:
+        await offline.admit(session, settings)
+    by_id = {user_id: name for name, user_id in ids.items()}
+    async with db.read() as session:
+        admitted = (
+            await session.scalars(
+                select(OfflineTask.user_id)
+                .where(OfflineTask.active.is_(True))
+                .order_by(OfflineTask.id)
+            )
+        ).all()
+        jobs = (await session.scalars(select(Job.payload))).all()
+    await db.dispose()
+    assert all(json.loads(payload)["task_id"] for payload in jobs)
+    return [by_id[user_id] for user_id in admitted][len(active) :], len(jobs)
+
+
+def test_users_at_their_limit_do_not_hold_up_the_others(tmp_path: Path) -> None:
+    # Alice holds her one slot and has 300 more tasks waiting in front of Bob's and Carol's.
+    waiting = ["alice"] * 300 + ["bob", "carol", "bob"]
+    admitted, jobs = asyncio.run(_admit(tmp_path, waiting, active=["alice"]))
+    assert admitted == ["bob", "carol"]
+    assert jobs == 2
+
+
+def test_free_slots_go_to_the_oldest_tasks_one_per_user(tmp_path: Path) -> None:
+    waiting = ["dave", "dave", "erin", "frank", "gina", "erin"]
+    admitted, jobs = asyncio.run(_admit(tmp_path, waiting, active=[]))
+    assert admitted == ["dave", "erin", "frank", "gina"]  # four slots, the second dave waits
+    assert jobs == 4
