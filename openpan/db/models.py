@@ -227,7 +227,11 @@ class OfflineTask(Base):
     """
 
     __tablename__ = "offline_tasks"
-    __table_args__ = (Index("ix_offline_tasks_waiting", "status", "active", "id"),)
+    __table_args__ = (
+        Index("ix_offline_tasks_waiting", "status", "active", "id"),
+        # The tasks holding a slot, counted per user whenever a task is created or ends.
+        Index("ix_offline_tasks_active", "active", "user_id"),
+    )
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     space: Mapped[str] = mapped_column(String(8))

@@ -42,7 +42,7 @@ from urllib.parse import unquote
 
 import aiohttp
 import httpx
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
@@ -105,10 +105,10 @@ _INSERT_FILE = insert(_files).returning(_files.c.id)
 _ACTIVE = select(
     func.count(_tasks.c.id),
     func.count(_tasks.c.id).filter(_tasks.c.user_id == bindparam("user_id")),
-).where(_tasks.c.active.is_(True))
+).where(_tasks.c.active == true())
 _ACTIVE_BY_USER = (
     select(_tasks.c.user_id, func.count(_tasks.c.id))
-    .where(_tasks.c.active.is_(True))
+    .where(_tasks.c.active == true())
     .group_by(_tasks.c.user_id)
 )
 _WAITING = (
