@@ -243,22 +243,26 @@ async def get_task(ctx: Context, user: User, space: str, task_id: int) -> Offlin
 # Slots ------------------------------------------------------------------------------------------
 
 
-async def admit(session: AsyncSession, settings: Settings) -> int:
+async def admit(session: AsyncSession, settings: Settings, at_most: int | None = None) -> int:
     """Give free download slots to waiting tasks, oldest first, each user within their limit,
-    and queue their jobs (in the caller's transaction). Returns how many were admitted."""
+    and queue their jobs (in the caller's transaction); ``at_most`` that many. Returns how many
+    were admitted."""
     # One admission at a time across processes, or two would hand out the same free slot (or
     # the same waiting task) at once.
     await serialize(session, "offline.admit")
     rows = await session.execute(_ACTIVE_BY_USER)
     busy: dict[int, int] = {user_id: count for user_id, count in rows}
     free = settings.offline_max_active - sum(busy.values())
+    if at_most is not None:
+        free = min(free, at_most)
     chosen: list[int] = []
     after = 0
     limit = settings.offline_max_active_per_user
     while free > 0:
         # Oldest first, of users below their limit (the tasks of the others would fill pages);
-        # a page larger than the free slots, since users may reach their limit on it.
-        size = max(64, free * 8)
+        # a page larger than the free slots, since users may reach their limit on it, unless
+        # one slot is all there is: the first task of the page is sure to fit.
+        size = 1 if free == 1 else max(64, free * 8)
         full = [user_id for user_id, count in busy.items() if count >= limit]
         page = (await session.execute(_WAITING, {"after": after, "size": size, "full": full})).all()
         for task_id, user_id in page:
@@ -681,7 +685,9 @@ class _Download:
             return False
         if self.task.callback_url:
             await enqueue(session, callbacks.CALLBACK_JOB, {"task_id": self.task_id})
-        await admit(session, self.settings)
+        # One slot was freed: every transaction that frees one admits, so no waiting task fitted
+        # before and at most one fits now.
+        await admit(session, self.settings, at_most=1)
         await settle_current_job(session)
         return True
 
