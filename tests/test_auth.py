@@ -116,7 +116,18 @@ def _forged(token: str, key: bytes) -> dict[str, str]:
         # Signed with the server's own key: only the missing exp is wrong.
         "no exp": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, key),
         "exp as text": jwt.encode({**claims, "exp": "tomorrow"}, key),
+        "not valid yet": jwt.encode({**claims, "nbf": claims["exp"] - 60}, key),
+        "an audience": jwt.encode({**claims, "aud": "someone-else"}, key),
+        "jti as a number": jwt.encode({**claims, "jti": 12345}, key),
+        "jti null": jwt.encode({**claims, "jti": None}, key),
+        "no sub": jwt.encode({k: v for k, v in claims.items() if k != "sub"}, key),
+        "a list, not claims": _signed(b"[1, 2]", key),
     }
+
+
+def _signed(payload: bytes, key: bytes) -> str:
+    """A token whose payload is ``payload`` as it is (not a JSON object), properly signed."""
+    return jwt.api_jws.PyJWS().encode(payload, key, algorithm="HS256")
 
 
 BAD_HEADERS: list[tuple[str, dict[str, str]]] = [
@@ -150,7 +161,20 @@ def test_missing_or_bad_auth_headers_are_a_401_envelope(
 
 
 @pytest.mark.parametrize(
-    "forgery", ["other key", "alg none", "bad signature", "no exp", "exp as text"]
+    "forgery",
+    [
+        "other key",
+        "alg none",
+        "bad signature",
+        "no exp",
+        "exp as text",
+        "not valid yet",
+        "an audience",
+        "jti as a number",
+        "jti null",
+        "no sub",
+        "a list, not claims",
+    ],
 )
 def test_forged_tokens_are_refused(
     http: httpx.Client, server: Server, creds: dict[str, str], forgery: str

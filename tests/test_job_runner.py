@@ -20,7 +20,7 @@ from sqlalchemy import event, select
 from openpan.db import migrate
 from openpan.db.engine import Database
 from openpan.db.models import Job
-from openpan.jobs.runner import InProcessRunner, enqueue, settle_current_job
+from openpan.jobs.runner import InProcessRunner, Retry, enqueue, settle_current_job
 
 KIND = "test.chain"
 DEADLINE = 10.0
@@ -32,6 +32,8 @@ async def _with_runner(
     first: dict[str, Any],
     done: asyncio.Event,
     claims: list[str] | None = None,
+    poll_interval: float = 60,
+    workers: int = 3,
 ) -> list[Any]:
     """Run ``handler`` for ``first`` and whatever it queues until ``done``; the job rows.
     ``claims`` collects the statements by which workers claimed jobs."""
@@ -44,7 +46,7 @@ async def _with_runner(
         if claims is not None and claiming:
             claims.append(statement)
 
-    runner = InProcessRunner(db, workers=1, poll_interval=60, lanes={KIND: 3})
+    runner = InProcessRunner(db, workers=1, poll_interval=poll_interval, lanes={KIND: workers})
 
     async def run(payload: dict[str, Any]) -> None:
         await handler(db, runner, payload)
@@ -137,3 +139,63 @@ def test_jobs_queued_besides_the_one_handed_over_wake_idle_workers(tmp_path: Pat
     assert sorted(seen) == [0, 1, 2, 3]
     assert all(row.status == "done" for row in rows)
     assert all(row.attempts == 1 for row in rows)
+
+
+def test_a_delayed_retry_runs_while_another_worker_runs_a_chain_of_hand_overs(
+    tmp_path: Path,
+) -> None:
+    """The lane's poll is a timer of its own: a worker busy with jobs handed over one after
+    another does not keep an idle worker from picking up a retry that has come due."""
+    events: list[str] = []
+    done = asyncio.Event()
+    chain = 30
+
+    async def handler(db: Database, runner: InProcessRunner, payload: dict[str, Any]) -> None:
+        if "retry" in payload:
+            events.append(f"retry {payload['retry']}")
+            if payload["retry"] == 0 and events.count("retry 0") == 1:
+                raise Retry(0.3, "once more")
+            return
+        step = int(payload["step"])
+        events.append(f"step {step}")
+        if step == 1:
+            async with db.write() as session:
+                await enqueue(session, KIND, {"retry": 0})
+            runner.notify(KIND)
+        await asyncio.sleep(0.1)
+        if step == chain:
+            done.set()
+            return
+        async with db.write() as session:
+            await enqueue(session, KIND, {"step": step + 1})
+            await settle_current_job(session)
+
+    asyncio.run(_with_runner(tmp_path, handler, {"step": 1}, done, poll_interval=0.2, workers=2))
+    assert events.count("retry 0") == 2, events
+    # Run again long before the chain (3 s of work on the other worker) came to its end.
+    assert events.index("retry 0", events.index("retry 0") + 1) < events.index(f"step {chain}")
+
+
+def test_a_job_queued_in_a_savepoint_that_rolls_back_is_not_handed_over(tmp_path: Path) -> None:
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(db: Database, runner: InProcessRunner, payload: dict[str, Any]) -> None:
+        step = int(payload["step"])
+        seen.append(step)
+        if step != 1:
+            done.set()
+            return
+        async with db.write() as session:
+            try:
+                async with session.begin_nested():
+                    await enqueue(session, KIND, {"step": 99})
+                    raise RuntimeError("the savepoint rolls back, the transaction goes on")
+            except RuntimeError:
+                pass
+            await enqueue(session, KIND, {"step": 2})
+        runner.notify(KIND)
+
+    rows = asyncio.run(_with_runner(tmp_path, handler, {"step": 1}, done))
+    assert seen == [1, 2]
+    assert [json.loads(row.payload)["step"] for row in rows] == [1, 2]

@@ -69,7 +69,16 @@ async def enqueue(
     now = utcnow()
     text = json.dumps(payload)
     running = _running.get()
-    take = running is not None and running.kind == kind and not delay and not running.taking
+    take = (
+        running is not None
+        and running.kind == kind
+        and not delay
+        and not running.taking
+        # The handler's own task (not one it started, which may commit after it returned),
+        # outside a savepoint (which may roll back while the transaction commits).
+        and asyncio.current_task() is running.task
+        and not session.in_nested_transaction()
+    )
     values = {
         "kind": kind,
         "payload": text,
@@ -109,6 +118,7 @@ class _Running:
     job_id: int
     kind: str
     lane: str | None
+    task: asyncio.Task[Any] | None
     # Marked done by the handler's own transaction (``settle_current_job``), once committed.
     settled: bool = False
     # A job of the same kind this one queued and took for its worker (see ``enqueue``): being
@@ -247,10 +257,11 @@ class InProcessRunner:
             lanes = {kind if kind in self.lanes else None for kind in kinds}
         running = _running.get()
         for lane in lanes:
-            if running is not None and running.lane == lane:
-                # Called by the job a worker of this lane is running: what it queued is that
-                # worker's next job (``enqueue``), or the worker claims it when the job returns,
-                # rather than an idle worker racing it for the same row.
+            if running is not None and running.lane == lane and set(kinds) == {running.kind}:
+                # Called by a job of the one kind notified, which a worker of this lane is
+                # running: what it queued is that worker's next job (``enqueue``), or the worker
+                # claims it when the job returns, rather than an idle worker racing it for the
+                # same row.
                 if running.next is not None and not running.queued_more:
                     continue
                 if running.next is None and not running.claim_next:
@@ -273,9 +284,10 @@ class InProcessRunner:
                 update(Job).where(Job.status == "running").values(status="queued", locked_at=None)
             )
         self._stopping = False
-        self._tasks = [asyncio.create_task(self._worker(None, i == 0)) for i in range(self.workers)]
+        self._tasks = [asyncio.create_task(self._worker(None)) for _ in range(self.workers)]
         for kind, count in self.lanes.items():
-            self._tasks += [asyncio.create_task(self._worker(kind, i == 0)) for i in range(count)]
+            self._tasks += [asyncio.create_task(self._worker(kind)) for _ in range(count)]
+        self._tasks += [asyncio.create_task(self._poll(lane)) for lane in self._idle]
 
     async def stop(self) -> None:
         """Stop taking work; a job cut off mid-run is resumed at the next start."""
@@ -288,10 +300,9 @@ class InProcessRunner:
                 await task
         self._tasks = []
 
-    async def _worker(self, lane: str | None, poller: bool) -> None:
-        """One worker of ``lane``. Only the ``poller`` of a lane looks at the table on its own
-        (every ``poll_interval``, or sooner when a delayed job is due); the others sleep until
-        woken, which costs an idle server nothing."""
+    async def _worker(self, lane: str | None) -> None:
+        """One worker of ``lane``: claims and runs jobs, and sleeps until woken when there are
+        none (by a notify, by a worker that found work, or by the lane's ``_poll``)."""
         known = False  # woken by a notify: a job was just committed
         job: _Claimed | None = None  # handed over by the job run last
         while not self._stopping:
@@ -306,28 +317,34 @@ class InProcessRunner:
                 if job is None:
                     if self._missed[lane]:
                         continue
-                    known = await self._sleep(lane, poller)
+                    known = await self._sleep(lane)
                     continue
                 self._wake_one(lane)  # there may be more: another idle worker looks
             job, known = await self._run(job, lane)
 
-    async def _sleep(self, lane: str | None, poller: bool) -> bool:
-        """Wait until woken, the next poll, or a job waiting out a short delay is due; True if
-        woken by a notify (a job was just committed)."""
+    async def _sleep(self, lane: str | None) -> bool:
+        """Wait until woken; True if by a notify (a job was just committed)."""
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         idle = self._idle[lane]
         idle.append(waiter)
-        timeout = self.poll_interval if poller else 60 * self.poll_interval
-        soonest = self._soonest.get(lane)
-        if poller and soonest is not None:
-            timeout = min(timeout, max(0.01, (soonest - utcnow()).total_seconds()))
         try:
-            with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(waiter, timeout)
-            return False
+            return await waiter
         finally:
             if waiter in idle:
                 idle.remove(waiter)
+
+    async def _poll(self, lane: str | None) -> None:
+        """Wake an idle worker of ``lane`` to look at the table every ``poll_interval``, or
+        sooner when a job waiting out a short delay is due: how jobs queued by other processes,
+        and delayed ones, are found. A timer of its own, not a worker's duty: a worker running
+        jobs handed over one after another (``enqueue``) would never get round to it."""
+        while not self._stopping:
+            timeout = self.poll_interval
+            soonest = self._soonest.get(lane)
+            if soonest is not None:
+                timeout = min(timeout, max(0.01, (soonest - utcnow()).total_seconds()))
+            await asyncio.sleep(timeout)
+            self._wake_one(lane)
 
     async def _claim(self, lane: str | None, look_first: bool = True) -> _Claimed | None:
         if lane is not None:
@@ -356,7 +373,7 @@ class InProcessRunner:
         claims without looking first)."""
         handler = self._handlers[job.kind]
         status, delay, error = "done", 0.0, None
-        running = _Running(job.id, job.kind, lane)
+        running = _Running(job.id, job.kind, lane, asyncio.current_task())
         token = _running.set(running)
         try:
             await handler(json.loads(job.payload))
@@ -375,8 +392,12 @@ class InProcessRunner:
                 status = "failed"
         finally:
             _running.reset(token)
-        async with self.db.write() as session:
-            await _settle(session, job.id, status, delay, error)
+        try:
+            async with self.db.write() as session:
+                await _settle(session, job.id, status, delay, error)
+        except Exception:  # left running; put back at the next start, as after a crash
+            log.exception("recording the outcome of job %s failed", job.id)
+            return running.next, running.claim_next
         if status == "queued":
             self.notify(job.kind)
         return running.next, running.claim_next
