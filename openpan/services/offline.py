@@ -102,10 +102,6 @@ _TASK_AND_USER = (
 )
 _INSERT_TASK = insert(_tasks).returning(_tasks.c.id)
 _INSERT_FILE = insert(_files).returning(_files.c.id)
-_ACTIVE = select(
-    func.count(_tasks.c.id),
-    func.count(_tasks.c.id).filter(_tasks.c.user_id == bindparam("user_id")),
-).where(_tasks.c.active == true())
 _ACTIVE_BY_USER = (
     select(_tasks.c.user_id, func.count(_tasks.c.id))
     .where(_tasks.c.active == true())
@@ -250,8 +246,7 @@ async def admit(session: AsyncSession, settings: Settings, at_most: int | None =
     # One admission at a time across processes, or two would hand out the same free slot (or
     # the same waiting task) at once.
     await serialize(session, "offline.admit")
-    rows = await session.execute(_ACTIVE_BY_USER)
-    busy: dict[int, int] = {user_id: count for user_id, count in rows}
+    busy = await _busy(session)
     free = settings.offline_max_active - sum(busy.values())
     if at_most is not None:
         free = min(free, at_most)
@@ -290,8 +285,16 @@ async def _slot_free(session: AsyncSession, settings: Settings, user_id: int) ->
     which leaves no waiting task that fits the limits, so the new one is the only candidate;
     an older task of the same user still waiting means the user is at their limit."""
     await serialize(session, "offline.admit")
-    total, mine = (await session.execute(_ACTIVE, {"user_id": user_id})).one()
-    return bool(total < settings.offline_max_active and mine < settings.offline_max_active_per_user)
+    busy = await _busy(session)
+    return (
+        sum(busy.values()) < settings.offline_max_active
+        and busy.get(user_id, 0) < settings.offline_max_active_per_user
+    )
+
+
+async def _busy(session: AsyncSession) -> dict[int, int]:
+    """How many slots each user's tasks hold (users holding none are left out)."""
+    return {user_id: count for user_id, count in await session.execute(_ACTIVE_BY_USER)}
 
 
 async def admit_waiting(ctx: Context) -> None:
