@@ -341,8 +341,10 @@ class InProcessRunner:
         while not self._stopping:
             timeout = self.poll_interval
             soonest = self._soonest.get(lane)
-            if soonest is not None:
-                timeout = min(timeout, max(0.01, (soonest - utcnow()).total_seconds()))
+            if soonest is not None and soonest > utcnow():
+                timeout = min(timeout, (soonest - utcnow()).total_seconds())
+            # A time already past was due at the last look, whose worker claimed it: waking
+            # again at once would only spin while every worker is busy.
             await asyncio.sleep(timeout)
             self._wake_one(lane)
 
