@@ -458,14 +458,18 @@ async def adopt_file(
 
 
 async def _fail(ctx: Context, upload: UploadSession, reason: str) -> None:
+    # The slices go first, so that once the failure can be seen nothing of the upload is left
+    # (the other way round, a client could read the failure while the slices were still there).
+    # A session that has left "verifying" meanwhile (another process finished it) has no
+    # slices left to remove; one cut off here by a crash is still verifying, and its finish job
+    # fails again, for the missing slices.
+    await ctx.store.abort_upload(upload.id)
     async with ctx.db.write() as session:
-        failed = await session.execute(
+        await session.execute(
             update(UploadSession)
             .where(UploadSession.id == upload.id, UploadSession.status == "verifying")
             .values(status="failed", error=reason)
         )
-    if failed.rowcount == 1:  # type: ignore[attr-defined]
-        await ctx.store.abort_upload(upload.id)
 
 
 async def finish_job(ctx: Context, payload: dict[str, object]) -> None:
