@@ -52,11 +52,14 @@ async def _with_runner(
         await handler(db, runner, payload)
 
     runner.register(KIND, run)
+    # Queued before the workers start: each looks once at start, one at a time (a look and its
+    # claim hold the lane's claim lock), so exactly one of them claims it. Queued after, with
+    # a notify, a worker still in its first look could claim it while the notify sent another
+    # to claim too.
+    async with db.write() as session:
+        await enqueue(session, KIND, first)
     await runner.start()
     try:
-        async with db.write() as session:
-            await enqueue(session, KIND, first)
-        runner.notify(KIND)
         await asyncio.wait_for(done.wait(), DEADLINE)
         await asyncio.sleep(0.2)  # let the last job's outcome be recorded
     finally:
