@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import diskkit
 import pytest
 from conftest import Api, Server
+from imagebed import blob_files, query
 from offline_kit import (
     DEFAULT_DIR,
     DISK_CREATE,
@@ -189,14 +190,31 @@ def test_redirects_are_followed_up_to_the_limit(offline_api: Api, origin: Origin
 
 
 def test_a_target_directory_deleted_meanwhile_fails_the_task(
-    offline_api: Api, origin: Origin
+    offline_server: Server, offline_api: Api, origin: Origin
 ) -> None:
     folder = diskkit.mkdir(offline_api, "soon-gone")
-    url = origin.file("/d11/slow.bin", os.urandom(400_000), rate=400_000)
+    data = os.urandom(400_000)
+    url = origin.file("/d11/slow.bin", data, rate=400_000)
     task_id = submit(offline_api, url, dirID=folder)
     offline_api.ok("POST", diskkit.TRASH, {"fileIDs": [folder]})
     state = failed(offline_api, task_id)
     assert "目标目录" in state["failReason"]
+    # The bytes were stored before the file could not be made: they are gone again.
+    assert blob_files(offline_server, md5(data)) == []
+    assert query(offline_server, "SELECT id FROM blobs WHERE md5 = ?", md5(data)) == []
+
+
+def test_the_same_bytes_downloaded_twice_are_stored_once(
+    offline_server: Server, offline_api: Api, origin: Origin
+) -> None:
+    data = os.urandom(300_000)
+    for path in ("/d14/a.bin", "/d14/b.bin"):
+        succeeded(offline_api, submit(offline_api, origin.file(path, data)))
+    names = diskkit.names(offline_api, _default_dir(offline_api))
+    for name in ("a.bin", "b.bin"):
+        assert diskkit.download(offline_api, int(names[name]["fileId"])) == data
+    assert len(blob_files(offline_server, md5(data))) == 1
+    assert query(offline_server, "SELECT refcount FROM blobs WHERE md5 = ?", md5(data)) == [(2,)]
 
 
 BAD_CREATE = [

@@ -396,6 +396,7 @@ class _Fetched:
     md5: str
     size: int
     sniffed: str | None
+    key: str | None = None  # the blob the bytes were already stored as (see ``_receive``)
 
 
 async def download_job(ctx: Context, payload: dict[str, Any]) -> None:
@@ -567,7 +568,7 @@ class _Download:
         self.user = None if found._mapping[_users.c.id] is None else from_row(User, found)
         self.loop = asyncio.get_running_loop()
         try:
-            fetched = await _DownloadLoop.run(self._fetch())
+            fetched = await _DownloadLoop.run(self._receive())
             await self._commit(fetched)
         except _Permanent as exc:
             await self._fail(str(exc))
@@ -724,12 +725,13 @@ class _Download:
         task = self.task
         path = task.partial_path
         if path is None or not Path(path).exists():
+            # A new, empty file: nothing to cut or hash again, not worth a thread hop.
             path = str(self.ctx.store.temp_path())
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            keep = 0
+            Path(path).touch()
+            hasher, head, kept = hashlib.md5(), b"", 0
         else:
-            keep = task.bytes_done
-        hasher, head, kept = await _in_thread(_prepare_partial, path, keep)
+            hasher, head, kept = await _in_thread(_prepare_partial, path, task.bytes_done)
         if path != task.partial_path:
             self._learnt(partial_path=path)
         if kept != task.bytes_done:
@@ -740,6 +742,20 @@ class _Download:
         self.durable = kept
         self.sink = _Sink(path=path, written=kept, hasher=hasher, synced=kept)
         return head
+
+    async def _receive(self) -> _Fetched:
+        """On the download loop: the bytes, and on a store that keeps blobs on this machine the
+        blob too. Storing there is a rename and two syncs in a thread; done here, the server's
+        loop (busier) is not waited for twice, and whether the bytes are stored already needs
+        no look: ``blobs.register`` finds out in the transaction that makes the file."""
+        fetched = await self._fetch()
+        assert self.sink is not None
+        store = self.ctx.store
+        key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{self.task.id}")
+        if store.local_path(key) is not None:
+            await store.put_file(key, Path(self.sink.path))
+            fetched.key = key
+        return fetched
 
     async def _fetch(self) -> _Fetched:
         """Receive the bytes (on the download loop, see ``_DownloadLoop``)."""
@@ -938,11 +954,16 @@ class _Download:
         path = Path(self.sink.path)
         await self._settle()
         user = self.user
-        async with self.ctx.db.rows() as connection:
-            have_blob = await blobs.find(connection, fetched.md5, fetched.size) is not None
+        key = fetched.key
+        if key is None:
+            async with self.ctx.db.rows() as connection:
+                have_blob = await blobs.find(connection, fetched.md5, fetched.size) is not None
+        else:
+            have_blob = False
         if user is None:
+            if key is not None:
+                await self.ctx.store.delete(key)
             raise _Permanent("用户不存在 (the user is gone)")
-        key: str | None = None
         for _ in range(2):
             if not have_blob and key is None:
                 key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{task.id}")
