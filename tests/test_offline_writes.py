@@ -118,6 +118,28 @@ def test_the_sink_keeps_batches_in_order_with_several_in_flight(tmp_path: Path) 
     assert sink.synced == sink.written == len(data)
 
 
+def test_small_and_big_batches_mixed_stay_in_order(tmp_path: Path) -> None:
+    # Small batches are written and hashed by one job, big ones in two lanes: the hand-over
+    # between the two ways keeps both the file and md5 in order.
+    sizes = [300_000, offline.BIG_BATCH, 200_000, 50_000, offline.BIG_BATCH + 1, 100_000]
+    data = os.urandom(sum(sizes))
+
+    async def run() -> offline._Sink:
+        sink = _sink(tmp_path / "partial")
+        start = 0
+        for number, size in enumerate(sizes):
+            piece = data[start : start + size]
+            start += size
+            await sink.write([piece[:1000], piece[1000:]], size, durable=number % 3 == 1)
+        await sink.sync()
+        return sink
+
+    sink = asyncio.run(run())
+    assert sink.hasher.hexdigest() == hashlib.md5(data).hexdigest()
+    assert (tmp_path / "partial").read_bytes() == data
+    assert sink.synced == sink.written == len(data)
+
+
 def test_nothing_is_written_or_counted_after_a_batch_that_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -414,6 +414,11 @@ def _hash(hasher: Any, chunks: list[bytes]) -> None:
         hasher.update(chunk)
 
 
+def _write_and_hash(path: str, chunks: list[bytes], offset: int, hasher: Any) -> None:
+    write_at(path, chunks, offset)
+    _hash(hasher, chunks)
+
+
 def _sync(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -462,11 +467,15 @@ IN_FLIGHT = 2
 
 @dataclass
 class _Sink:
-    """The partial file. Batches are written in one lane and md5-hashed in another, each lane in
-    order and in worker threads, while the next batches are received (up to ``IN_FLIGHT`` handed
-    over and not done). A batch is written only after the one before it, so a sync after a
-    batch covers everything before it. The periodic sync that progress waits for runs in a
-    third thread, so a slow disk flush never holds up receiving.
+    """The partial file. Batches are written and md5-hashed in worker threads, in order, while
+    the next batches are received (up to ``IN_FLIGHT`` handed over and not done). A big batch
+    is written in one lane and hashed in another, side by side: one big download keeps two
+    cores busy. A small batch is written and hashed by one thread job: when many downloads run
+    at once the cores are busy anyway, and a hop less per batch is a wake-up less for the
+    download loop (200 downloads of 5 MB: 5-10 % sooner, measured alternately against two jobs
+    per batch). A batch is written only after the one before it, so a sync after a batch covers
+    everything before it. The periodic sync that progress waits for runs in another thread, so
+    a slow disk flush never holds up receiving.
 
     Bytes are written with ``write_at``, past the page cache where the file system allows it:
     no fadvise or sync per batch (asking the kernel to drop each batch from the page cache made
@@ -490,23 +499,38 @@ class _Sink:
             await self._batches.popleft()
         offset = self.written
         self.written += size
+        befores = (self._last_write, self._last_hash)
+        if size < BIG_BATCH:
+            both = asyncio.create_task(
+                self._write_after(befores, chunks, offset, size, durable, hash_too=True)
+            )
+            self._last_write = self._last_hash = both
+            self._batches.append(both)
+            return
         self._last_write = asyncio.create_task(
-            self._write_after(self._last_write, chunks, offset, size, durable)
+            self._write_after(befores[:1], chunks, offset, size, durable)
         )
         self._last_hash = asyncio.create_task(self._hash_after(self._last_hash, chunks))
         self._batches.append(asyncio.gather(self._last_write, self._last_hash))
 
     async def _write_after(
         self,
-        before: asyncio.Task[None] | None,
+        befores: tuple[asyncio.Task[None] | None, ...],
         chunks: list[bytes],
         offset: int,
         size: int,
         durable: bool,
+        hash_too: bool = False,
     ) -> None:
-        if before is not None:
-            await before  # its failure fails this batch too: nothing is written after a gap
-        await _in_thread(write_at, self.path, chunks, offset)
+        for before in befores:
+            if before is not None:
+                # Its failure fails this batch too: nothing is written after a gap (and md5
+                # takes the bytes in order).
+                await before
+        if hash_too:
+            await _in_thread(_write_and_hash, self.path, chunks, offset, self.hasher)
+        else:
+            await _in_thread(write_at, self.path, chunks, offset)
         if durable and (self._syncing is None or self._syncing.done()):
             # A sync still running from last time is skipped: the next interval catches up.
             self._syncing = asyncio.create_task(self._sync_to(offset + size))
