@@ -1,5 +1,5 @@
 """The migrations build exactly the schema the models describe, on this run's database tier, and
-the queries every offline task runs use the indexes made for them."""
+the queries every offline task and upload runs use the indexes made for them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlalchemy.dialects import sqlite
 from openpan.db import migrate
 from openpan.db.engine import Database
 from openpan.db.models import Base
-from openpan.services import offline
+from openpan.services import disk, offline
 
 
 def test_the_migrations_build_the_schema_of_the_models(tmp_path: Path) -> None:
@@ -32,19 +32,34 @@ def test_the_migrations_build_the_schema_of_the_models(tmp_path: Path) -> None:
     assert asyncio.run(differences()) == []
 
 
-def test_counting_the_tasks_that_hold_a_slot_reads_only_those(tmp_path: Path) -> None:
-    """Creating a task and ending one count the active tasks: an index search, not a scan of
-    every task ever made (SQLite's plan; finished tasks are never deleted)."""
+def _sqlite_plan(tmp_path: Path, statement: Any, **values: Any) -> str:
+    """SQLite's query plan for ``statement`` (with ``values`` for its parameters) on a freshly
+    migrated database."""
 
     async def plan() -> str:
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'openpan.db'}")
         await migrate.upgrade(db.engine)
-        sql = offline._ACTIVE_BY_USER.compile(dialect=sqlite.dialect())
+        sql = statement.compile(dialect=sqlite.dialect())
+        bound = sql.construct_params(values)
+        arguments = tuple(bound[name] for name in sql.positiontup or ())
         async with db.rows() as connection:
-            rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", arguments)
             found = " ".join(str(row[-1]) for row in rows)
         await db.dispose()
         return found
 
-    found = asyncio.run(plan())
+    return asyncio.run(plan())
+
+
+def test_counting_the_tasks_that_hold_a_slot_reads_only_those(tmp_path: Path) -> None:
+    """Creating a task and ending one count the active tasks: an index search, not a scan of
+    every task ever made (SQLite's plan; finished tasks are never deleted)."""
+    found = _sqlite_plan(tmp_path, offline._ACTIVE_BY_USER)
     assert "ix_offline_tasks_active (active=?)" in found, found
+
+
+def test_the_space_a_user_takes_is_summed_from_an_index(tmp_path: Path) -> None:
+    """Every upload and download into the cloud disk sums the user's file sizes: from the index
+    alone, not from every row of the account."""
+    found = _sqlite_plan(tmp_path, disk._SPACE_USED, user_id=1)
+    assert "COVERING INDEX ix_files_space_used (user_id=? AND space=? AND is_dir=?)" in found, found
