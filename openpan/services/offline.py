@@ -81,6 +81,7 @@ from openpan.services.names import (
 from openpan.settings import Settings
 from openpan.storage import StorageError
 from openpan.storage.direct_write import write_at
+from openpan.storage.local import LocalStore
 
 log = logging.getLogger("openpan.offline")
 
@@ -402,6 +403,12 @@ class _Fetched:
 async def download_job(ctx: Context, payload: dict[str, Any]) -> None:
     """The ``offline.download`` job: run (or resume) one task to its end or its next retry."""
     await _Download(ctx, int(payload["task_id"])).run()
+
+
+def prepare_downloads(settings: Settings) -> None:
+    """In a process that runs downloads, at its start: make what they share in the background
+    (the download loop, its session), so the first ones do not wait for it."""
+    _DownloadLoop.prepare(settings)
 
 
 async def close_connections() -> None:
@@ -752,7 +759,7 @@ class _Download:
             # A new, empty file: nothing to cut or hash again, not worth a thread hop.
             path = str(self.ctx.store.temp_path())
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            Path(path).touch()
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o666))
             hasher, head, kept = hashlib.md5(), b"", 0
         else:
             hasher, head, kept = await _in_thread(_prepare_partial, path, task.bytes_done)
@@ -775,9 +782,9 @@ class _Download:
         fetched = await self._fetch()
         assert self.sink is not None
         store = self.ctx.store
-        key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{self.task.id}")
-        if store.local_path(key) is not None:
-            await store.put_file(key, Path(self.sink.path))
+        if isinstance(store, LocalStore):
+            key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{self.task.id}")
+            await _in_thread(store.place_file, key, Path(self.sink.path))
             fetched.key = key
         return fetched
 
@@ -1125,6 +1132,13 @@ class _DownloadLoop:
     async def run(cls, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` there; cancelling the caller cancels it."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, cls._get()))
+
+    @classmethod
+    def prepare(cls, settings: Settings) -> None:
+        """Make the session downloads will use, in the background, unless it is made: its TLS
+        context alone (reading the CA bundle) takes some 50 ms."""
+        if (settings.fetch_allow, settings.offline_timeout) not in cls._sessions:
+            cls._get().call_soon_threadsafe(cls.session, settings)
 
     @classmethod
     def session(cls, settings: Settings) -> GuardedSession:
