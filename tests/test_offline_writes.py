@@ -1,5 +1,5 @@
 """How a download's bytes reach its partial file, in process: ``write_at`` (whole blocks past the
-page cache, the rest through it) and the sink's lanes (several batches in flight, each lane in
+page cache, the rest through it) and the sink (several batches in flight, written and hashed in
 order, nothing written after a batch that failed)."""
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def test_the_sink_keeps_batches_in_order_with_several_in_flight(tmp_path: Path) 
 def test_small_and_big_batches_mixed_stay_in_order(tmp_path: Path) -> None:
     # Small batches are written and hashed by one job, big ones in two lanes: the hand-over
     # between the two ways keeps both the file and md5 in order.
-    sizes = [300_000, offline.BIG_BATCH, 200_000, 50_000, offline.BIG_BATCH + 1, 100_000]
+    sizes = [300_000, offline.BIG_BATCH, offline.BIG_BATCH, 200_000, 50_000, offline.BIG_BATCH + 1]
     data = os.urandom(sum(sizes))
 
     async def run() -> offline._Sink:
@@ -140,8 +140,10 @@ def test_small_and_big_batches_mixed_stay_in_order(tmp_path: Path) -> None:
     assert sink.synced == sink.written == len(data)
 
 
+# Small batches are written and hashed by one job, big ones in two lanes: both ways stop.
+@pytest.mark.parametrize("size", [100_000, offline.BIG_BATCH])
 def test_nothing_is_written_or_counted_after_a_batch_that_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     calls = {"n": 0}
 
@@ -152,13 +154,13 @@ def test_nothing_is_written_or_counted_after_a_batch_that_failed(
         write_at(path, chunks, offset)
 
     monkeypatch.setattr(offline, "write_at", failing_second)
-    batch = [b"x" * 100_000]
+    batch = [b"x" * size]
 
     async def run() -> offline._Sink:
         sink = _sink(tmp_path / "partial")
         with pytest.raises(OSError, match="No space"):
             for _ in range(6):
-                await sink.write(batch, 100_000, durable=True)
+                await sink.write(batch, size, durable=True)
             await sink.drain(syncing=True)
         with contextlib.suppress(OSError):  # what is still in flight fails the same way
             await sink.drain(syncing=True)
@@ -166,5 +168,5 @@ def test_nothing_is_written_or_counted_after_a_batch_that_failed(
 
     sink = asyncio.run(run())
     assert calls["n"] == 2  # the batches after the failed one were never written
-    assert sink.synced <= 100_000
-    assert (tmp_path / "partial").stat().st_size == 100_000
+    assert sink.synced <= size
+    assert (tmp_path / "partial").stat().st_size == size

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import os
 import random
+import secrets
 import threading
 import time
 import unicodedata
@@ -81,7 +82,6 @@ from openpan.services.names import (
 from openpan.settings import Settings
 from openpan.storage import StorageError
 from openpan.storage.direct_write import write_at
-from openpan.storage.local import LocalStore
 
 log = logging.getLogger("openpan.offline")
 
@@ -397,7 +397,6 @@ class _Fetched:
     md5: str
     size: int
     sniffed: str | None
-    key: str | None = None  # the blob the bytes were already stored as (see ``_receive``)
 
 
 async def download_job(ctx: Context, payload: dict[str, Any]) -> None:
@@ -506,30 +505,30 @@ class _Sink:
             await self._batches.popleft()
         offset = self.written
         self.written += size
-        befores = (self._last_write, self._last_hash)
+        waits_for = (self._last_write, self._last_hash)
         if size < BIG_BATCH:
             both = asyncio.create_task(
-                self._write_after(befores, chunks, offset, size, durable, hash_too=True)
+                self._write_after(waits_for, chunks, offset, size, durable, hash_too=True)
             )
             self._last_write = self._last_hash = both
             self._batches.append(both)
             return
         self._last_write = asyncio.create_task(
-            self._write_after(befores[:1], chunks, offset, size, durable)
+            self._write_after(waits_for[:1], chunks, offset, size, durable)
         )
         self._last_hash = asyncio.create_task(self._hash_after(self._last_hash, chunks))
         self._batches.append(asyncio.gather(self._last_write, self._last_hash))
 
     async def _write_after(
         self,
-        befores: tuple[asyncio.Task[None] | None, ...],
+        waits_for: tuple[asyncio.Task[None] | None, ...],
         chunks: list[bytes],
         offset: int,
         size: int,
         durable: bool,
         hash_too: bool = False,
     ) -> None:
-        for before in befores:
+        for before in waits_for:
             if before is not None:
                 # Its failure fails this batch too: nothing is written after a gap (and md5
                 # takes the bytes in order).
@@ -599,7 +598,7 @@ class _Download:
         self.user = None if found._mapping[_users.c.id] is None else from_row(User, found)
         self.loop = asyncio.get_running_loop()
         try:
-            fetched = await _DownloadLoop.run(self._receive())
+            fetched = await _DownloadLoop.run(self._fetch())
             await self._commit(fetched)
         except _Permanent as exc:
             await self._fail(str(exc))
@@ -773,20 +772,6 @@ class _Download:
         self.durable = kept
         self.sink = _Sink(path=path, written=kept, hasher=hasher, synced=kept)
         return head
-
-    async def _receive(self) -> _Fetched:
-        """On the download loop: the bytes, and on a store that keeps blobs on this machine the
-        blob too. Storing there is a rename and two syncs in a thread; done here, the server's
-        loop (busier) is not waited for twice, and whether the bytes are stored already needs
-        no look: ``blobs.register`` finds out in the transaction that makes the file."""
-        fetched = await self._fetch()
-        assert self.sink is not None
-        store = self.ctx.store
-        if isinstance(store, LocalStore):
-            key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{self.task.id}")
-            await _in_thread(store.place_file, key, Path(self.sink.path))
-            fetched.key = key
-        return fetched
 
     async def _fetch(self) -> _Fetched:
         """Receive the bytes (on the download loop, see ``_DownloadLoop``)."""
@@ -985,19 +970,18 @@ class _Download:
         path = Path(self.sink.path)
         await self._settle()
         user = self.user
-        key = fetched.key
-        if key is None:
-            async with self.ctx.db.rows() as connection:
-                have_blob = await blobs.find(connection, fetched.md5, fetched.size) is not None
-        else:
-            have_blob = False
+        async with self.ctx.db.rows() as connection:
+            have_blob = await blobs.find(connection, fetched.md5, fetched.size) is not None
         if user is None:
-            if key is not None:
-                await self.ctx.store.delete(key)
             raise _Permanent("用户不存在 (the user is gone)")
+        key: str | None = None
         for _ in range(2):
             if not have_blob and key is None:
-                key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{task.id}")
+                # A key of this run's own: a second run of the task (a job re-run while the
+                # first still ran) must never delete the blob the first one registered.
+                key = blobs.new_key(
+                    fetched.md5, fetched.size, tag=f"off{task.id}-{secrets.token_hex(4)}"
+                )
                 await self.ctx.store.put_file(key, path)
             try:
                 file_id, keep_key = await self._make_file(user, fetched, key)
@@ -1115,8 +1099,9 @@ class _DownloadLoop:
 
     _loop: asyncio.AbstractEventLoop | None = None
     _guard = threading.Lock()
-    # Used on the loop's own thread only. One session per allowlist and timeout (in practice
-    # one): every download shares its connection pool, DNS cache and TLS context.
+    # Changed on the loop's own thread only (``prepare`` merely looks). One session per
+    # allowlist and timeout (in practice one): every download shares its connection pool, DNS
+    # cache and TLS context.
     _sessions: ClassVar[dict[tuple[str, float], GuardedSession]] = {}
 
     @classmethod
@@ -1137,8 +1122,16 @@ class _DownloadLoop:
     def prepare(cls, settings: Settings) -> None:
         """Make the session downloads will use, in the background, unless it is made: its TLS
         context alone (reading the CA bundle) takes some 50 ms."""
-        if (settings.fetch_allow, settings.offline_timeout) not in cls._sessions:
-            cls._get().call_soon_threadsafe(cls.session, settings)
+        if (settings.fetch_allow, settings.offline_timeout) in cls._sessions:
+            return
+
+        def make() -> None:
+            try:
+                cls.session(settings)
+            except Exception:  # the first download makes it then, or says why it cannot
+                log.exception("preparing the download session failed")
+
+        cls._get().call_soon_threadsafe(make)
 
     @classmethod
     def session(cls, settings: Settings) -> GuardedSession:

@@ -106,15 +106,9 @@ class LocalStore:
         return self.tmp / uuid.uuid4().hex
 
     async def put_file(self, key: str, path: Path) -> None:
-        await anyio.to_thread.run_sync(self.place_file, key, path)
-
-    def place_file(self, key: str, path: Path) -> None:
-        """``put_file`` for a caller on a worker thread already: a rename and two syncs, which
-        block. (Offline downloads call it from their own threads: anyio, on their event loop,
-        starts a thread per download, since each runs in a task of its own.)"""
         target = self._blob_path(key)
         with _storage_errors():
-            _durable_rename(path, target)
+            await anyio.to_thread.run_sync(_durable_rename, path, target)
 
     # Multipart uploads ---------------------------------------------------------------------
 
