@@ -13,40 +13,15 @@ shared cores one run moves by 10-20 %.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import shutil
 import sys
 import tempfile
 from functools import partial
 from pathlib import Path
 
-from common import HOST, Nginx, Openpan, alternate, deadline, ensure_tools, median, random_file
+from common import Nginx, alternate, deadline, ensure_tools, median, random_file
 from common import workdir as scratch
-from offline_vs_aria2 import _offline, cpu_seconds, settle
-
-
-def run(checkout: Path, root: Path, urls: list[str], cpu: list[float]) -> float:
-    """Seconds for a fresh server of ``checkout`` to download ``urls``; its CPU to ``cpu``."""
-    shutil.rmtree(root, ignore_errors=True)
-    # -P: the working directory is not searched first, so PYTHONPATH picks the version (the
-    # bench's own ``openpan user add`` included).
-    server = Openpan(
-        root,
-        env={"OPENPAN_FETCH_ALLOW": f"{HOST}/32", "PYTHONPATH": str(checkout)},
-        command=[sys.executable, "-P", "-m", "openpan"],
-    )
-    server.start()
-    try:
-        assert server.process is not None
-        before = cpu_seconds(server.process.pid)
-        elapsed = asyncio.run(_offline(server, urls))
-        cpu.append(cpu_seconds(server.process.pid) - before)
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-        settle()
-    return elapsed
+from offline_vs_aria2 import openpan
 
 
 def main() -> None:
@@ -65,7 +40,8 @@ def main() -> None:
             sys.exit(f"{checkout} is not an openpan checkout")
     deadline(300 + args.rounds * 120)
     ensure_tools()
-    # The user-add command runs with ``-m`` too: from a directory without a package in it.
+    # The bench's ``openpan user add`` runs with ``-m`` too: from a directory without a
+    # package in it, so PYTHONPATH picks its version as well.
     os.chdir(tempfile.gettempdir())
     with scratch() as root:
         nginx = Nginx(root / "nginx")
@@ -80,7 +56,7 @@ def main() -> None:
             times = alternate(
                 args.rounds,
                 {
-                    name: partial(run, checkout, root / "openpan", urls, cpu[name])
+                    name: partial(openpan, root / "openpan", urls, [], cpu[name], checkout)
                     for name, checkout in checkouts.items()
                 },
             )

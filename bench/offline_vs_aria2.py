@@ -136,11 +136,22 @@ async def _offline(server: Openpan, urls: list[str]) -> float:
         return time.perf_counter() - started
 
 
-def openpan(root: Path, urls: list[str], peaks: list[int], cpu: list[float]) -> float:
+def openpan(
+    root: Path,
+    urls: list[str],
+    peaks: list[int],
+    cpu: list[float],
+    checkout: Path | None = None,
+) -> float:
     """Seconds for a fresh openpan server to download ``urls``; its peak RSS goes to ``peaks``,
-    the CPU time it used meanwhile to ``cpu``."""
+    the CPU time it used meanwhile to ``cpu``. ``checkout``: run that version of openpan rather
+    than the installed one (``offline_ab.py``)."""
     shutil.rmtree(root, ignore_errors=True)
     server = Openpan(root, env={"OPENPAN_FETCH_ALLOW": f"{HOST}/32"})
+    if checkout is not None:
+        # -P: the working directory is not searched first, so PYTHONPATH picks the version.
+        server.env["PYTHONPATH"] = str(checkout)
+        server.command = [sys.executable, "-P", "-m", "openpan"]
     server.start()
     try:
         assert server.process is not None

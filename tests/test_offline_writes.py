@@ -100,22 +100,32 @@ def _sink(path: Path) -> offline._Sink:
     return offline._Sink(path=str(path), written=0, hasher=hashlib.md5())
 
 
+def _through_sink(path: Path, batches: list[list[bytes]], durable_every: int) -> offline._Sink:
+    """A sink fed ``batches`` (every ``durable_every``-th one asking for a sync), then synced."""
+
+    async def run() -> offline._Sink:
+        sink = _sink(path)
+        for number, batch in enumerate(batches):
+            size = sum(len(chunk) for chunk in batch)
+            await sink.write(batch, size, durable=number % durable_every == 0)
+        await sink.sync()
+        return sink
+
+    return asyncio.run(run())
+
+
+def _assert_whole(sink: offline._Sink, path: Path, data: bytes) -> None:
+    assert sink.hasher.hexdigest() == hashlib.md5(data).hexdigest()
+    assert path.read_bytes() == data
+    assert sink.synced == sink.written == len(data)
+
+
 def test_the_sink_keeps_batches_in_order_with_several_in_flight(tmp_path: Path) -> None:
     data = os.urandom(5 * BUFFER_SIZE + 777)
     batches = _batches(data, random.Random(7))
     assert len(batches) > offline.IN_FLIGHT
-
-    async def run() -> offline._Sink:
-        sink = _sink(tmp_path / "partial")
-        for number, batch in enumerate(batches):
-            await sink.write(batch, sum(len(chunk) for chunk in batch), durable=number % 2 == 0)
-        await sink.sync()
-        return sink
-
-    sink = asyncio.run(run())
-    assert sink.hasher.hexdigest() == hashlib.md5(data).hexdigest()
-    assert (tmp_path / "partial").read_bytes() == data
-    assert sink.synced == sink.written == len(data)
+    sink = _through_sink(tmp_path / "partial", batches, durable_every=2)
+    _assert_whole(sink, tmp_path / "partial", data)
 
 
 def test_small_and_big_batches_mixed_stay_in_order(tmp_path: Path) -> None:
@@ -123,21 +133,12 @@ def test_small_and_big_batches_mixed_stay_in_order(tmp_path: Path) -> None:
     # between the two ways keeps both the file and md5 in order.
     sizes = [300_000, offline.BIG_BATCH, offline.BIG_BATCH, 200_000, 50_000, offline.BIG_BATCH + 1]
     data = os.urandom(sum(sizes))
-
-    async def run() -> offline._Sink:
-        sink = _sink(tmp_path / "partial")
-        start = 0
-        for number, size in enumerate(sizes):
-            piece = data[start : start + size]
-            start += size
-            await sink.write([piece[:1000], piece[1000:]], size, durable=number % 3 == 1)
-        await sink.sync()
-        return sink
-
-    sink = asyncio.run(run())
-    assert sink.hasher.hexdigest() == hashlib.md5(data).hexdigest()
-    assert (tmp_path / "partial").read_bytes() == data
-    assert sink.synced == sink.written == len(data)
+    batches, start = [], 0
+    for size in sizes:
+        batches.append([data[start : start + 1000], data[start + 1000 : start + size]])
+        start += size
+    sink = _through_sink(tmp_path / "partial", batches, durable_every=3)
+    _assert_whole(sink, tmp_path / "partial", data)
 
 
 # Small batches are written and hashed by one job, big ones in two lanes: both ways stop.
