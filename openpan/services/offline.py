@@ -122,9 +122,11 @@ _WAITING = (
 _unfinished = _tasks.c.status.in_(UNFINISHED)
 
 # Bytes gathered from the network before they are handed to the writing and hashing threads:
-# each hand-over costs two thread hops, which a busy machine makes slow. Small at first (a small
-# file is done in one or two), larger once a download proves big; two batches are in memory.
-BATCH = 1024 * 1024
+# each hand-over costs thread hops, which a busy machine makes slow. Smaller at first, larger
+# once a download proves big; two batches are in memory. 200 downloads of 5 MB at once, 2 MiB
+# against 1 MiB at first: 4.82 vs 5.20 s (medians of 5 alternating runs, all 5 faster), the
+# server's peak memory the same (145 MB).
+BATCH = 2 * 1024 * 1024
 BIG_BATCH = 4 * 1024 * 1024
 # aiohttp stops reading a socket when twice this much of its body waits unread, and resumes
 # below this: larger than its default (64 KiB), so receiving does not pause at every batch
