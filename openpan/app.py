@@ -82,8 +82,6 @@ async def running(settings: Settings, role: Role | None = None) -> AsyncIterator
     role = role or default_role(settings)
     ctx = await build_context(settings, role)
     await ctx.jobs.start()
-    if role != "api":  # scale-out API processes run no downloads
-        offline.prepare_downloads(settings)
 
     async def sweeper() -> None:
         while True:

@@ -406,12 +406,6 @@ async def download_job(ctx: Context, payload: dict[str, Any]) -> None:
     await _Download(ctx, int(payload["task_id"])).run()
 
 
-def prepare_downloads(settings: Settings) -> None:
-    """In a process that runs downloads, at its start: make what they share in the background
-    (the download loop, its session), so the first ones do not wait for it."""
-    _DownloadLoop.prepare(settings)
-
-
 async def close_connections() -> None:
     """Close the connections downloads keep open to origins (at shutdown)."""
     await _DownloadLoop.close()
@@ -1101,9 +1095,8 @@ class _DownloadLoop:
 
     _loop: asyncio.AbstractEventLoop | None = None
     _guard = threading.Lock()
-    # Changed on the loop's own thread only (``prepare`` merely looks). One session per
-    # allowlist and timeout (in practice one): every download shares its connection pool, DNS
-    # cache and TLS context.
+    # Used on the loop's own thread only. One session per allowlist and timeout (in practice
+    # one): every download shares its connection pool, DNS cache and TLS context.
     _sessions: ClassVar[dict[tuple[str, float], GuardedSession]] = {}
 
     @classmethod
@@ -1119,21 +1112,6 @@ class _DownloadLoop:
     async def run(cls, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` there; cancelling the caller cancels it."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, cls._get()))
-
-    @classmethod
-    def prepare(cls, settings: Settings) -> None:
-        """Make the session downloads will use, in the background, unless it is made: its TLS
-        context alone (reading the CA bundle) takes some 50 ms."""
-        if (settings.fetch_allow, settings.offline_timeout) in cls._sessions:
-            return
-
-        def make() -> None:
-            try:
-                cls.session(settings)
-            except Exception:  # the first download makes it then, or says why it cannot
-                log.exception("preparing the download session failed")
-
-        cls._get().call_soon_threadsafe(make)
 
     @classmethod
     def session(cls, settings: Settings) -> GuardedSession:
