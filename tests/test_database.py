@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, inspect, select, text
 from sqlalchemy.exc import OperationalError
 
+from openpan.db import migrate
 from openpan.db.engine import Database
+from openpan.db.models import User, from_row, table_of
+from openpan.services import users
 from openpan.settings import normalise_database_url
 
 
@@ -56,3 +59,24 @@ def test_a_failed_write_is_rolled_back_and_its_connection_reused(tmp_path: Path)
 
     assert asyncio.run(main()) == []
     assert len(made) == 1
+
+
+def test_a_row_made_an_object_reads_and_changes_like_one(tmp_path: Path) -> None:
+    """``from_row`` skips the constructor: the object must still read every column, take
+    changes, and belong to no session."""
+    db, _ = _database(tmp_path)
+
+    async def main() -> Any:
+        await migrate.upgrade(db.engine)
+        await users.create_user(db, "ada")
+        async with db.rows() as connection:
+            row = (await connection.execute(select(table_of(User)))).one()
+        await db.dispose()
+        return row
+
+    row = asyncio.run(main())
+    user = from_row(User, row)
+    assert (user.id, user.name, user.vip) == (row.id, "ada", row.vip)
+    assert inspect(user).transient
+    user.vip = not row.vip
+    assert user.vip is (not row.vip)

@@ -58,6 +58,15 @@ def test_counting_the_tasks_that_hold_a_slot_reads_only_those(tmp_path: Path) ->
     assert "ix_offline_tasks_active (active=?)" in found, found
 
 
+def test_admitting_a_task_reads_indexes_only(tmp_path: Path) -> None:
+    """Every task's end admits the next: the oldest waiting task is found through the waiting
+    index and the slots held are counted from the active one, never by reading every task."""
+    found = _sqlite_plan(tmp_path, offline._ADMIT_ONE, max_active=10, per_user=5)
+    assert "SEARCH waiting USING INDEX ix_offline_tasks_waiting (status=? AND active=?)" in found
+    assert found.count("SEARCH holding USING COVERING INDEX ix_offline_tasks_active") == 2, found
+    assert "SCAN" not in found, found
+
+
 def test_the_space_a_user_takes_is_summed_from_an_index(tmp_path: Path) -> None:
     """Every upload and download into the cloud disk sums the user's file sizes: from the index
     alone, not from every row of the account."""

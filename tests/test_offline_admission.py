@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pgdb
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from openpan.clock import utcnow
 from openpan.db import migrate
@@ -19,9 +19,12 @@ from openpan.services import offline, users
 from openpan.settings import Settings
 
 
-async def _admit(tmp_path: Path, waiting: list[str], active: list[str]) -> tuple[list[str], int]:
-    """Users ``active`` hold a slot each, ``waiting`` wait in this order; admit once. Returns
-    whose tasks were admitted (oldest first) and how many download jobs were queued."""
+async def _admit(
+    tmp_path: Path, waiting: list[str], active: list[str], at_most: int | None = None
+) -> tuple[list[str], int]:
+    """Users ``active`` hold a slot each, ``waiting`` wait in this order; admit once (four slots
+    in all, one per user). Returns whose tasks were admitted (oldest first) and how many
+    download jobs were queued."""
     db = Database(pgdb.tier_database(tmp_path))
     await migrate.upgrade(db.engine)
     ids: dict[str, int] = {}
@@ -44,7 +47,11 @@ async def _admit(tmp_path: Path, waiting: list[str], active: list[str]) -> tuple
             )
     settings = Settings(offline_max_active=4, offline_max_active_per_user=1)
     async with db.write() as session:
-        await offline.admit(session, settings)
+        assert await offline.admit(session, settings, at_most=at_most) == len(waiting) - (
+            await session.scalar(
+                select(func.count()).where(OfflineTask.active.is_(False)).select_from(OfflineTask)
+            )
+        )
     by_id = {user_id: name for name, user_id in ids.items()}
     async with db.read() as session:
         admitted = (
@@ -73,3 +80,23 @@ def test_free_slots_go_to_the_oldest_tasks_one_per_user(tmp_path: Path) -> None:
     admitted, jobs = asyncio.run(_admit(tmp_path, waiting, active=[]))
     assert admitted == ["dave", "erin", "frank", "gina"]  # four slots, the second dave waits
     assert jobs == 4
+
+
+def test_at_most_caps_the_admissions(tmp_path: Path) -> None:
+    admitted, jobs = asyncio.run(_admit(tmp_path, ["hal", "ivy", "jon"], active=[], at_most=1))
+    assert admitted == ["hal"]
+    assert jobs == 1
+
+
+def test_nothing_is_admitted_while_more_than_the_limit_hold_slots(tmp_path: Path) -> None:
+    # Five hold a slot (the limit was lowered to four since): ending one frees nothing.
+    holding = ["kim", "lou", "max", "ned", "oli"]
+    admitted, jobs = asyncio.run(_admit(tmp_path, ["pat", "quinn"], active=holding))
+    assert admitted == []
+    assert jobs == 0
+
+
+def test_a_user_at_the_limit_waits_while_slots_are_free(tmp_path: Path) -> None:
+    admitted, jobs = asyncio.run(_admit(tmp_path, ["ray", "sam", "ray"], active=["ray"]))
+    assert admitted == ["sam"]
+    assert jobs == 1

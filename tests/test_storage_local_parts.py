@@ -177,3 +177,52 @@ def test_data_is_synced_while_slices_arrive_and_a_failed_sync_is_not_fatal(
         assert (store.blobs / "ab" / "blob").read_bytes() == data
 
     run(test, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "/etc/passwd",
+        "../x",
+        "ab/../../x",
+        "ab//x",
+        "ab/./x",
+        "ab/.hidden",
+        "ab/x/",
+        "a\x00b",
+        "ab\\..\\x",
+        "ab/x y",
+        "a" * 256,
+    ],
+)
+def test_a_blob_key_that_could_leave_the_blob_directory_is_refused(
+    tmp_path: Path, key: str
+) -> None:
+    store = LocalStore(tmp_path)
+    source = tmp_path / "source"
+    source.write_bytes(b"x")
+
+    async def test() -> None:
+        with pytest.raises(local.StorageError, match="bad blob key"):
+            await store.put_file(key, source)
+        with pytest.raises(local.StorageError, match="bad blob key"):
+            await store.exists(key)
+
+    asyncio.run(test())
+    assert source.exists()
+    assert not any(store.blobs.rglob("*"))
+
+
+def test_the_keys_blobs_are_stored_under_are_accepted(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    source = tmp_path / "source"
+    source.write_bytes(b"x")
+    key = f"{md5(b'x')[:2]}/{md5(b'x')}-1-off12-0a1b2c3d"
+
+    async def test() -> None:
+        await store.put_file(key, source)
+        assert await store.exists(key)
+
+    asyncio.run(test())
+    assert (store.blobs / key).read_bytes() == b"x"

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from openpan.clock import utcnow
-from openpan.db.engine import one_writer
+from openpan.db.engine import insert_unless_taken
 from openpan.db.models import Blob, from_row, table_of
 
 # Every upload and download that completes runs these: Core, written once (see
@@ -25,7 +24,10 @@ _TAKE = (
     .where(_blobs.c.id == bindparam("blob_id"), _blobs.c.refcount > 0)
     .values(refcount=_blobs.c.refcount + 1)
 )
-_INSERT = insert(_blobs).returning(_blobs.c.id)
+_INSERT_NEW = {
+    dialect: statement.returning(_blobs.c.id)
+    for dialect, statement in insert_unless_taken(_blobs).items()
+}
 
 
 def new_key(md5: str, size: int, tag: str | None = None) -> str:
@@ -61,21 +63,18 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
     Returns ``(blob, stored)``; ``stored`` is False when an identical blob was registered first
     (a race between two uploads of the same bytes): the caller then deletes its own copy.
     """
-    existing = await acquire(session, md5, size)
-    if existing is not None:
-        return existing, False
     values = {"md5": md5, "size": size, "key": key, "refcount": 1, "created_at": utcnow()}
-    if one_writer(session):  # nobody can have inserted it since ``acquire`` looked
-        return Blob(id=await session.scalar(_INSERT, values), **values), True
-    try:
-        async with session.begin_nested():
-            blob_id = await session.scalar(_INSERT, values)
-        return Blob(id=blob_id, **values), True
-    except IntegrityError:
+    insert_new = _INSERT_NEW[session.get_bind().dialect.name]
+    # Twice at most: the identical blob the insert ran into may lose its last reference and
+    # go before it is taken (PostgreSQL, another transaction), and then the insert fits.
+    for _ in range(2):
+        blob_id = await session.scalar(insert_new, values)
+        if blob_id is not None:
+            return Blob(id=blob_id, **values), True
         existing = await acquire(session, md5, size)
-        if existing is None:
-            raise
-        return existing, False
+        if existing is not None:
+            return existing, False
+    raise RuntimeError(f"blob {md5}/{size} neither inserted nor found")
 
 
 async def release(session: AsyncSession, blob_id: int) -> str | None:

@@ -50,7 +50,7 @@ from yarl import URL
 
 from openpan import ids
 from openpan.clock import utcnow
-from openpan.db.engine import serialize
+from openpan.db.engine import insert_unless_taken, serialize
 from openpan.db.models import (
     SPACE_DISK,
     SPACE_OSS,
@@ -102,22 +102,46 @@ _TASK_AND_USER = (
     .where(_tasks.c.id == bindparam("id"))
 )
 _INSERT_TASK = insert(_tasks).returning(_tasks.c.id)
-_INSERT_FILE = insert(_files).returning(_files.c.id)
+# A file under a name no live entry of its directory holds; no row if one does (the common
+# case costs one statement, not a look and an insert).
+_INSERT_FILE = {
+    dialect: statement.returning(_files.c.id)
+    for dialect, statement in insert_unless_taken(_files).items()
+}
 _ACTIVE_BY_USER = (
     select(_tasks.c.user_id, func.count(_tasks.c.id))
     .where(_tasks.c.active == true())
     .group_by(_tasks.c.user_id)
 )
-_WAITING = (
-    select(_tasks.c.id, _tasks.c.user_id)
+# Admission of one waiting task in one statement: the oldest, of a user below their limit, if
+# fewer than the global limit hold a slot. Returns its ID, or no row.
+_waiting, _holding = _tasks.alias("waiting"), _tasks.alias("holding")
+_ADMIT_ONE = (
+    update(_tasks)
     .where(
-        _tasks.c.status == RUNNING,
-        _tasks.c.active.is_(False),
-        _tasks.c.id > bindparam("after"),
-        _tasks.c.user_id.not_in(bindparam("full", expanding=True)),
+        _tasks.c.id
+        == select(_waiting.c.id)
+        .where(
+            _waiting.c.status == RUNNING,
+            _waiting.c.active.is_(False),
+            _waiting.c.user_id.not_in(
+                select(_holding.c.user_id)
+                .where(_holding.c.active == true())
+                .group_by(_holding.c.user_id)
+                .having(func.count() >= bindparam("per_user"))
+            ),
+            select(func.count())
+            .select_from(_holding)
+            .where(_holding.c.active == true())
+            .scalar_subquery()
+            < bindparam("max_active"),
+        )
+        .order_by(_waiting.c.id)
+        .limit(1)
+        .scalar_subquery()
     )
-    .order_by(_tasks.c.id)
-    .limit(bindparam("size"))
+    .values(active=True)
+    .returning(_tasks.c.id)
 )
 _unfinished = _tasks.c.status.in_(UNFINISHED)
 
@@ -249,35 +273,18 @@ async def admit(session: AsyncSession, settings: Settings, at_most: int | None =
     # One admission at a time across processes, or two would hand out the same free slot (or
     # the same waiting task) at once.
     await serialize(session, "offline.admit")
-    busy = await _busy(session)
-    free = settings.offline_max_active - sum(busy.values())
-    if at_most is not None:
-        free = min(free, at_most)
-    chosen: list[int] = []
-    after = 0
-    limit = settings.offline_max_active_per_user
-    while free > 0:
-        # Oldest first, of users below their limit (the tasks of the others would fill pages);
-        # a page larger than the free slots, since users may reach their limit on it, unless
-        # one slot is all there is: the first task of the page is sure to fit.
-        size = 1 if free == 1 else max(64, free * 8)
-        full = [user_id for user_id, count in busy.items() if count >= limit]
-        page = (await session.execute(_WAITING, {"after": after, "size": size, "full": full})).all()
-        for task_id, user_id in page:
-            if busy.get(user_id, 0) < limit:
-                busy[user_id] = busy.get(user_id, 0) + 1
-                chosen.append(task_id)
-                free -= 1
-                if free == 0:
-                    break
-        if len(page) < size or free == 0:
+    values = {
+        "max_active": settings.offline_max_active,
+        "per_user": settings.offline_max_active_per_user,
+    }
+    admitted = 0
+    while at_most is None or admitted < at_most:
+        task_id = await session.scalar(_ADMIT_ONE, values)
+        if task_id is None:
             break
-        after = page[-1][0]
-    if chosen:
-        await session.execute(update(_tasks).where(_tasks.c.id.in_(chosen)).values(active=True))
-        for task_id in chosen:
-            await enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
-    return len(chosen)
+        await enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
+        admitted += 1
+    return admitted
 
 
 async def _slot_free(session: AsyncSession, settings: Settings, user_id: int) -> bool:
@@ -1042,24 +1049,26 @@ class _Download:
                         raise _BlobGone()
                 else:
                     blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
-                file_id = await session.scalar(
-                    _INSERT_FILE,
-                    {
-                        "user_id": user.id,
-                        "space": space,
-                        "oss_id": ids.sortable_id() if space == SPACE_OSS else None,
-                        "parent_id": parent_id,
-                        "name": await _unique_name(session, user.id, space, parent_id, name),
-                        "is_dir": False,
-                        "blob_id": blob.id,
-                        "size": fetched.size,
-                        "etag": fetched.md5,
-                        "ext": extension(name),
-                        "status": 2,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
+                row = {
+                    "user_id": user.id,
+                    "space": space,
+                    "oss_id": ids.sortable_id() if space == SPACE_OSS else None,
+                    "parent_id": parent_id,
+                    "name": name,
+                    "is_dir": False,
+                    "blob_id": blob.id,
+                    "size": fetched.size,
+                    "etag": fetched.md5,
+                    "ext": extension(name),
+                    "status": 2,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                insert_file = _INSERT_FILE[session.get_bind().dialect.name]
+                file_id = await session.scalar(insert_file, row)
+                if file_id is None:  # the name is taken: the first free "name(n).ext"
+                    row["name"] = await _unique_name(session, user.id, space, parent_id, name)
+                    file_id = await session.scalar(insert_file, row)
             if not await self._finish(session, SUCCEEDED, file_id=file_id, size=fetched.size):
                 # Ended meanwhile (this job ran twice): undo the file, keep the task as it is.
                 raise _AlreadyEnded()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import shutil
 import time
 import uuid
@@ -48,6 +49,9 @@ WRITE_BUFFER = 256 * 1024
 READ_CHUNK = 256 * 1024
 # Times list_parts hashes a part again when it was replaced while being hashed.
 HASH_ATTEMPTS = 3
+# A blob key: names joined by "/", each starting with a letter or digit, so none is "." or
+# "..", none is empty and the key is never absolute: it can only name a path below blobs/.
+_BLOB_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 class LocalStore:
@@ -73,10 +77,11 @@ class LocalStore:
     # Blobs ---------------------------------------------------------------------------------
 
     def _blob_path(self, key: str) -> Path:
-        path = (self.blobs / key).resolve()
-        if self.blobs not in path.parents:
+        # Checked by its text, not by resolving the path: that costs a system call per
+        # directory level on every blob served or stored, and nothing below blobs/ is a link.
+        if len(key) > 255 or not _BLOB_KEY.fullmatch(key):
             raise StorageError(f"bad blob key {key!r}")
-        return path
+        return self.blobs / key
 
     async def exists(self, key: str) -> bool:
         return self._blob_path(key).is_file()
