@@ -54,8 +54,12 @@ def _sqlite_plan(tmp_path: Path, statement: Any, **values: Any) -> str:
 def test_counting_the_tasks_that_hold_a_slot_reads_only_those(tmp_path: Path) -> None:
     """Creating a task and ending one count the active tasks: an index search, not a scan of
     every task ever made (SQLite's plan; finished tasks are never deleted)."""
-    found = _sqlite_plan(tmp_path, offline._ACTIVE_BY_USER)
-    assert "ix_offline_tasks_active (active=?)" in found, found
+    found = _sqlite_plan(tmp_path, offline._HELD)
+    assert "COVERING INDEX ix_offline_tasks_active (active=?)" in found, found
+    one_user = offline._HELD.where(offline._holding.c.user_id == 1)
+    (tmp_path / "again").mkdir()
+    found = _sqlite_plan(tmp_path / "again", one_user)
+    assert "COVERING INDEX ix_offline_tasks_active (active=? AND user_id=?)" in found, found
 
 
 def test_admitting_a_task_reads_indexes_only(tmp_path: Path) -> None:

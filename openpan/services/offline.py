@@ -43,7 +43,7 @@ from urllib.parse import unquote
 
 import aiohttp
 import httpx
-from sqlalchemy import bindparam, func, insert, select, true, update
+from sqlalchemy import and_, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
@@ -101,21 +101,35 @@ _TASK_AND_USER = (
     .select_from(_tasks.outerjoin(_users, _users.c.id == _tasks.c.user_id))
     .where(_tasks.c.id == bindparam("id"))
 )
-_INSERT_TASK = insert(_tasks).returning(_tasks.c.id)
 # A file under a name no live entry of its directory holds; no row if one does (the common
 # case costs one statement, not a look and an insert).
 _INSERT_FILE = {
     dialect: statement.returning(_files.c.id)
     for dialect, statement in insert_unless_taken(_files).items()
 }
-_ACTIVE_BY_USER = (
-    select(_tasks.c.user_id, func.count(_tasks.c.id))
-    .where(_tasks.c.active == true())
-    .group_by(_tasks.c.user_id)
+
+# Download slots: a task holds one while ``active``. The limits, as SQL, so that a task's
+# creation and a task's end each decide in the statement that writes.
+_holding = _tasks.alias("holding")
+_HELD = select(func.count()).select_from(_holding).where(_holding.c.active == true())
+_FREE_SLOT = _HELD.scalar_subquery() < bindparam("max_active")
+# A task created now starts at once if a slot is free and its user is below their limit. Only
+# the new task needs looking at: every transaction that frees a slot admits (``admit``), which
+# leaves no waiting task that fits, so an older task of the user still waiting means the user
+# is at their limit.
+_INSERT_TASK = (
+    insert(_tasks)
+    .values(
+        active=and_(
+            _FREE_SLOT,
+            _HELD.where(_holding.c.user_id == bindparam("owner")).scalar_subquery()
+            < bindparam("per_user"),
+        )
+    )
+    .returning(_tasks.c.id, _tasks.c.active)
 )
-# Admission of one waiting task in one statement: the oldest, of a user below their limit, if
-# fewer than the global limit hold a slot. Returns its ID, or no row.
-_waiting, _holding = _tasks.alias("waiting"), _tasks.alias("holding")
+# The oldest waiting task of a user below their limit, if a slot is free, takes it.
+_waiting = _tasks.alias("waiting")
 _ADMIT_ONE = (
     update(_tasks)
     .where(
@@ -130,11 +144,7 @@ _ADMIT_ONE = (
                 .group_by(_holding.c.user_id)
                 .having(func.count() >= bindparam("per_user"))
             ),
-            select(func.count())
-            .select_from(_holding)
-            .where(_holding.c.active == true())
-            .scalar_subquery()
-            < bindparam("max_active"),
+            _FREE_SLOT,
         )
         .order_by(_waiting.c.id)
         .limit(1)
@@ -231,22 +241,26 @@ async def create(
                     f"离线下载任务过多, 请等待已有任务完成 (too many unfinished offline tasks: "
                     f"at most {limit} at once)"
                 )
-        admitted = await _slot_free(session, ctx.settings, user.id)
+        # One admission at a time across processes, or two would hand out the same slot.
+        await serialize(session, "offline.admit")
         now = utcnow()
-        task_id = await session.scalar(
-            _INSERT_TASK,
-            {
-                "user_id": user.id,
-                "space": space,
-                "url": url,
-                "file_name": file_name,
-                "target_parent_id": parent_id,
-                "callback_url": callback_url,
-                "active": admitted,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        task_id, admitted = (
+            await session.execute(
+                _INSERT_TASK,
+                {
+                    "user_id": user.id,
+                    "space": space,
+                    "url": url,
+                    "file_name": file_name,
+                    "target_parent_id": parent_id,
+                    "callback_url": callback_url,
+                    "created_at": now,
+                    "updated_at": now,
+                    "owner": user.id,
+                    **_limits(ctx.settings),
+                },
+            )
+        ).one()
         if admitted:
             await enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
     if admitted:
@@ -273,10 +287,7 @@ async def admit(session: AsyncSession, settings: Settings, at_most: int | None =
     # One admission at a time across processes, or two would hand out the same free slot (or
     # the same waiting task) at once.
     await serialize(session, "offline.admit")
-    values = {
-        "max_active": settings.offline_max_active,
-        "per_user": settings.offline_max_active_per_user,
-    }
+    values = _limits(settings)
     admitted = 0
     while at_most is None or admitted < at_most:
         task_id = await session.scalar(_ADMIT_ONE, values)
@@ -287,24 +298,11 @@ async def admit(session: AsyncSession, settings: Settings, at_most: int | None =
     return admitted
 
 
-async def _slot_free(session: AsyncSession, settings: Settings, user_id: int) -> bool:
-    """Whether a task of this user created now may start at once (in the caller's transaction,
-    which then holds the admission lock until it ends).
-
-    Only the new task needs looking at: every transaction that frees a slot runs ``admit``,
-    which leaves no waiting task that fits the limits, so the new one is the only candidate;
-    an older task of the same user still waiting means the user is at their limit."""
-    await serialize(session, "offline.admit")
-    busy = await _busy(session)
-    return (
-        sum(busy.values()) < settings.offline_max_active
-        and busy.get(user_id, 0) < settings.offline_max_active_per_user
-    )
-
-
-async def _busy(session: AsyncSession) -> dict[int, int]:
-    """How many slots each user's tasks hold (users holding none are left out)."""
-    return {user_id: count for user_id, count in await session.execute(_ACTIVE_BY_USER)}
+def _limits(settings: Settings) -> dict[str, int]:
+    return {
+        "max_active": settings.offline_max_active,
+        "per_user": settings.offline_max_active_per_user,
+    }
 
 
 async def admit_waiting(ctx: Context) -> None:
