@@ -100,3 +100,47 @@ def test_a_user_at_the_limit_waits_while_slots_are_free(tmp_path: Path) -> None:
     admitted, jobs = asyncio.run(_admit(tmp_path, ["ray", "sam", "ray"], active=["ray"]))
     assert admitted == ["sam"]
     assert jobs == 1
+
+
+def test_slots_free_part_way_go_only_as_far_as_the_global_limit(tmp_path: Path) -> None:
+    admitted, jobs = asyncio.run(_admit(tmp_path, ["tom", "uma", "val", "wes", "xia"], ["sue"]))
+    assert admitted == ["tom", "uma", "val"]  # four slots, one held
+    assert jobs == 3
+
+
+async def _created(tmp_path: Path, owners: list[str]) -> list[bool]:
+    """Tasks created one after the other by ``owners`` (two slots in all, one per user):
+    whether each started at once."""
+    db = Database(pgdb.tier_database(tmp_path))
+    await migrate.upgrade(db.engine)
+    ids: dict[str, int] = {}
+    for name in dict.fromkeys(owners):
+        await users.create_user(db, name)
+        async with db.read() as session:
+            ids[name] = (await users.get_by_name(session, name)).id
+    started = []
+    for name in owners:
+        async with db.write() as session:
+            now = utcnow()
+            row = await session.execute(
+                offline._INSERT_TASK,
+                {
+                    "user_id": ids[name],
+                    "owner": ids[name],
+                    "space": SPACE_DISK,
+                    "url": "http://origin.example/f",
+                    "created_at": now,
+                    "updated_at": now,
+                    "max_active": 2,
+                    "per_user": 1,
+                },
+            )
+            started.append(row.one().active)
+    await db.dispose()
+    return started
+
+
+def test_a_new_task_starts_at_once_only_within_both_limits(tmp_path: Path) -> None:
+    # yan's second waits for yan's first; zoe's fits; amy finds both slots held.
+    started = asyncio.run(_created(tmp_path, ["yan", "yan", "zoe", "amy"]))
+    assert started == [True, False, True, False]

@@ -103,10 +103,11 @@ _TASK_AND_USER = (
 )
 # A file under a name no live entry of its directory holds; no row if one does (the common
 # case costs one statement, not a look and an insert).
-_INSERT_FILE = {
+_INSERT_FILE_IF_FREE = {
     dialect: statement.returning(_files.c.id)
     for dialect, statement in insert_unless_taken(_files).items()
 }
+_INSERT_FILE = insert(_files).returning(_files.c.id)
 
 # Download slots: a task holds one while ``active``. The limits, as SQL, so that a task's
 # creation and a task's end each decide in the statement that writes.
@@ -1062,11 +1063,13 @@ class _Download:
                     "created_at": now,
                     "updated_at": now,
                 }
-                insert_file = _INSERT_FILE[session.get_bind().dialect.name]
-                file_id = await session.scalar(insert_file, row)
+                dialect = session.get_bind().dialect.name
+                file_id = await session.scalar(_INSERT_FILE_IF_FREE[dialect], row)
                 if file_id is None:  # the name is taken: the first free "name(n).ext"
                     row["name"] = await _unique_name(session, user.id, space, parent_id, name)
-                    file_id = await session.scalar(insert_file, row)
+                    # Taken meanwhile by another process (PostgreSQL): the transaction fails
+                    # and the task is retried.
+                    file_id = await session.scalar(_INSERT_FILE, row)
             if not await self._finish(session, SUCCEEDED, file_id=file_id, size=fetched.size):
                 # Ended meanwhile (this job ran twice): undo the file, keep the task as it is.
                 raise _AlreadyEnded()
