@@ -74,7 +74,7 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"server exited: {self.log_tail()}")
             try:
                 httpx.get(self.url + "/healthz", timeout=1)
                 return
@@ -94,6 +94,13 @@ class Server:
 
     def kill9(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def log_tail(self) -> str:
+        """The end of what the server printed (an unexpected error's traceback is logged)."""
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return "(no server log)"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``openpan ...`` against this server's data dir."""
@@ -195,7 +202,8 @@ class Api:
     def ok(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """``data`` of a call that must succeed."""
         envelope = self.get(path, body) if method == "GET" else self.post(path, body)
-        assert envelope["code"] == 0, envelope
+        # The server's log goes with a failure: an internal error's traceback is only there.
+        assert envelope["code"] == 0, f"{envelope}\nserver log:\n{self.server.log_tail()}"
         return envelope["data"]
 
     # The image-bed upload flow, as a client does it ----------------------------------
