@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 import shutil
 import time
 import uuid
@@ -31,7 +30,14 @@ from pathlib import Path
 import anyio
 
 from openpan.storage.background_flush import BackgroundFlush
-from openpan.storage.base import Assembled, PartInfo, PartSizeError, StorageError
+from openpan.storage.base import (
+    Assembled,
+    PartInfo,
+    PartSizeError,
+    StorageError,
+    checked_blob_key,
+    checked_upload_id,
+)
 from openpan.storage.direct_write import pwrite_all
 from openpan.storage.running_md5 import RunningMd5, hash_range
 from openpan.storage.slice_markers import (
@@ -49,9 +55,6 @@ WRITE_BUFFER = 256 * 1024
 READ_CHUNK = 256 * 1024
 # Times list_parts hashes a part again when it was replaced while being hashed.
 HASH_ATTEMPTS = 3
-# A blob key: names joined by "/", each starting with a letter or digit, so none is "." or
-# "..", none is empty and the key is never absolute: it can only name a path below blobs/.
-_BLOB_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 class LocalStore:
@@ -77,11 +80,8 @@ class LocalStore:
     # Blobs ---------------------------------------------------------------------------------
 
     def _blob_path(self, key: str) -> Path:
-        # Checked by its text, not by resolving the path: that costs a system call per
-        # directory level on every blob served or stored, and nothing below blobs/ is a link.
-        if len(key) > 255 or not _BLOB_KEY.fullmatch(key):
-            raise StorageError(f"bad blob key {key!r}")
-        return self.blobs / key
+        # Nothing below blobs/ is a link: a key of the right shape names a path below it.
+        return self.blobs / checked_blob_key(key)
 
     async def exists(self, key: str) -> bool:
         return self._blob_path(key).is_file()
@@ -118,10 +118,7 @@ class LocalStore:
     # Multipart uploads ---------------------------------------------------------------------
 
     def _upload_dir(self, upload_id: str) -> Path:
-        # Upload IDs are URL-safe tokens; refuse anything else before it touches a path.
-        if not upload_id or not all(c.isalnum() or c in "-_" for c in upload_id):
-            raise StorageError(f"bad upload id {upload_id!r}")
-        return self.uploads / upload_id
+        return self.uploads / checked_upload_id(upload_id)
 
     async def start_upload(self, upload_id: str, size: int, part_size: int) -> None:
         folder = self._upload_dir(upload_id)

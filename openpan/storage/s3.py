@@ -37,7 +37,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from openpan.storage.base import Assembled, PartInfo, PartSizeError, StorageError
+from openpan.storage.base import (
+    Assembled,
+    PartInfo,
+    PartSizeError,
+    StorageError,
+    checked_blob_key,
+    checked_upload_id,
+)
 
 log = logging.getLogger("openpan.storage.s3")
 
@@ -116,15 +123,10 @@ class S3Store:
             raise StorageError(f"object store unreachable: {exc}") from exc
 
     def _blob_key(self, key: str) -> str:
-        if not key or key.startswith("/") or ".." in key.split("/"):
-            raise StorageError(f"bad blob key {key!r}")
-        return f"{self.prefix}blobs/{key}"
+        return f"{self.prefix}blobs/{checked_blob_key(key)}"
 
     def _upload_key(self, upload_id: str) -> str:
-        # Upload IDs are URL-safe tokens; refuse anything else before it becomes a key.
-        if not upload_id or not all(c.isalnum() or c in "-_" for c in upload_id):
-            raise StorageError(f"bad upload id {upload_id!r}")
-        return f"{self.prefix}uploads/{upload_id}"
+        return f"{self.prefix}uploads/{checked_upload_id(upload_id)}"
 
     async def check(self) -> None:
         """Raise ``StorageError`` unless the bucket answers (readiness probes)."""
