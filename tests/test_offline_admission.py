@@ -19,19 +19,25 @@ from openpan.services import offline, users
 from openpan.settings import Settings
 
 
+async def _database_with_users(tmp_path: Path, names: list[str]) -> tuple[Database, dict[str, int]]:
+    """A fresh database of this run's tier with a user of each name; their IDs by name."""
+    db = Database(pgdb.tier_database(tmp_path))
+    await migrate.upgrade(db.engine)
+    ids: dict[str, int] = {}
+    for name in dict.fromkeys(names):
+        await users.create_user(db, name)
+        async with db.read() as session:
+            ids[name] = (await users.get_by_name(session, name)).id
+    return db, ids
+
+
 async def _admit(
     tmp_path: Path, waiting: list[str], active: list[str], at_most: int | None = None
 ) -> tuple[list[str], int]:
     """Users ``active`` hold a slot each, ``waiting`` wait in this order; admit once (four slots
     in all, one per user). Returns whose tasks were admitted (oldest first) and how many
     download jobs were queued."""
-    db = Database(pgdb.tier_database(tmp_path))
-    await migrate.upgrade(db.engine)
-    ids: dict[str, int] = {}
-    for name in dict.fromkeys([*active, *waiting]):
-        await users.create_user(db, name)
-        async with db.read() as session:
-            ids[name] = (await users.get_by_name(session, name)).id
+    db, ids = await _database_with_users(tmp_path, [*active, *waiting])
     now = utcnow()
     async with db.write() as session:
         for name, is_active in [(n, True) for n in active] + [(n, False) for n in waiting]:
@@ -111,13 +117,7 @@ def test_slots_free_part_way_go_only_as_far_as_the_global_limit(tmp_path: Path) 
 async def _created(tmp_path: Path, owners: list[str]) -> list[bool]:
     """Tasks created one after the other by ``owners`` (two slots in all, one per user):
     whether each started at once."""
-    db = Database(pgdb.tier_database(tmp_path))
-    await migrate.upgrade(db.engine)
-    ids: dict[str, int] = {}
-    for name in dict.fromkeys(owners):
-        await users.create_user(db, name)
-        async with db.read() as session:
-            ids[name] = (await users.get_by_name(session, name)).id
+    db, ids = await _database_with_users(tmp_path, owners)
     started = []
     for name in owners:
         async with db.write() as session:
