@@ -42,7 +42,7 @@ def _sqlite_plan(tmp_path: Path, statement: Any, **values: Any) -> str:
         sql = statement.compile(dialect=sqlite.dialect())
         bound = sql.construct_params(values)
         arguments = tuple(bound[name] for name in sql.positiontup or ())
-        async with db.rows() as connection:
+        async with db.engine.connect() as connection:
             rows = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", arguments)
             found = " ".join(str(row[-1]) for row in rows)
         await db.dispose()

@@ -9,12 +9,13 @@ in parallel under WAL. PostgreSQL needs neither: its transactions and row locks 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Table, event, make_url, text
+from sqlalchemy import Connection, Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -24,8 +25,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
 
-from openpan.db.inline_sqlite import inline_creator
+from openpan.db import direct
+from openpan.db.direct import DirectReader
+from openpan.db.inline_sqlite import InlineConnection, inline_creator
 
 # The longest a write waits for another process's transaction to end (SQLite's write lock).
 LOCK_WAIT = 30.0
@@ -34,6 +38,19 @@ _INLINE_BUSY = 0.02
 
 
 _Closable = AsyncSession | AsyncConnection
+
+
+class Reader(Protocol):
+    """What ``Database.rows`` hands out: SQLAlchemy's ``AsyncConnection``, or on the embedded
+    database a ``DirectReader`` (see ``openpan.db.direct``)."""
+
+    async def execute(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
+    ) -> Any: ...
+
+    async def scalar(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None, /
+    ) -> Any: ...
 
 
 class Database:
@@ -60,6 +77,9 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine, _INLINE_BUSY if self._inline else LOCK_WAIT)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = (
+            DirectReader(str(database), _INLINE_BUSY, self.engine) if self._inline else None
+        )
         self._write_lock = asyncio.Lock()
 
     @asynccontextmanager
@@ -73,11 +93,15 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def rows(self) -> AsyncIterator[AsyncConnection]:
+    async def rows(self) -> AsyncIterator[Reader]:
         """A connection for Core queries, without an ORM session: for the few queries that
         every request or download runs. Reads like ``read()``. A session costs about 0.1 ms to
         open and the ORM some 0.15-0.3 ms per statement over Core's 0.05 ms, which made up most
-        of what an authenticated request or a small download cost the server."""
+        of what an authenticated request or a small download cost the server. On the embedded
+        database the statements skip SQLAlchemy's connection too (``openpan.db.direct``)."""
+        if self._reader is not None:
+            yield self._reader
+            return
         async with self._closing(self.engine.connect()) as connection:
             if self.is_sqlite:
                 await connection.execution_options(sqlite_autocommit=True)
@@ -88,13 +112,19 @@ class Database:
         """A transaction: committed when the block ends, rolled back if it raises."""
         if self.is_sqlite:
             async with self._write_lock, self._closing(self._sessions()) as session:
-                await _begin_immediate(session)
+                connection = await _begin_immediate(session)
+                if self._inline:
+                    # For the hot statements (``openpan.db.direct.execute``): the transaction's
+                    # own ``sqlite3`` connection.
+                    session.info[direct.SESSION_KEY] = _inline_connection(connection).sqlite
                 try:
                     yield session
                     await session.commit()
                 except BaseException:
                     await session.rollback()
                     raise
+                finally:
+                    session.info.pop(direct.SESSION_KEY, None)
         else:
             async with self._sessions() as session, session.begin():
                 yield session
@@ -119,19 +149,32 @@ class Database:
             await resource.close()
 
     async def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
         await self.engine.dispose()
 
 
-async def _begin_immediate(session: AsyncSession) -> None:
+def _inline_connection(connection: AsyncConnection | Connection) -> InlineConnection:
+    """The ``InlineConnection`` under a SQLAlchemy connection to the embedded database."""
+    if isinstance(connection, AsyncConnection):
+        connection = connection.sync_connection  # type: ignore[assignment]
+    assert isinstance(connection, Connection)
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, InlineConnection)
+    return driver
+
+
+async def _begin_immediate(session: AsyncSession) -> AsyncConnection:
     """Start the session's write transaction, waiting (with the event loop free) while another
-    process holds SQLite's write lock, for at most ``LOCK_WAIT`` seconds."""
+    process holds SQLite's write lock, for at most ``LOCK_WAIT`` seconds. Returns its
+    connection."""
     deadline = time.monotonic() + LOCK_WAIT
     delay = 0.005
     while True:
         try:
-            await session.connection(execution_options={"sqlite_immediate": True})
-            return
-        except OperationalError as exc:
+            return await session.connection(execution_options={"sqlite_immediate": True})
+        # SQLAlchemy's error, or sqlite3's own from the BEGIN sent straight (``_on_begin``).
+        except (OperationalError, sqlite3.OperationalError) as exc:
             if "locked" not in str(exc) or time.monotonic() + delay > deadline:
                 raise
         await session.rollback()
@@ -156,10 +199,15 @@ def _configure_sqlite(engine: AsyncEngine, busy: float) -> None:
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         options = conn.get_execution_options()
-        if options.get("sqlite_immediate"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif not options.get("sqlite_autocommit"):
-            conn.exec_driver_sql("BEGIN")
+        if options.get("sqlite_autocommit"):
+            return
+        begin = "BEGIN IMMEDIATE" if options.get("sqlite_immediate") else "BEGIN"
+        if isinstance(conn.connection.driver_connection, InlineConnection):
+            # Straight to sqlite3: through SQLAlchemy, the BEGIN cost more than the
+            # statements of a short transaction.
+            conn.connection.driver_connection.sqlite.execute(begin)
+        else:
+            conn.exec_driver_sql(begin)
 
 
 def one_writer(session: AsyncSession) -> bool:
@@ -187,6 +235,5 @@ async def serialize(session: AsyncSession, name: str) -> None:
     PostgreSQL: a transaction advisory lock, released at commit or rollback. SQLite needs
     nothing: its write transactions run one at a time already.
     """
-    connection = await session.connection()
-    if connection.dialect.name == "postgresql":
+    if session.sync_session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

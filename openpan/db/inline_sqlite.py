@@ -123,6 +123,11 @@ class InlineConnection:
             raise ValueError("Connection closed")
         return self._conn
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The ``sqlite3`` connection itself (``openpan.db.direct`` runs statements on it)."""
+        return self._open()
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._open().cursor())
 

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
+from openpan.db import direct
 from openpan.db.engine import Database
 from openpan.db.models import Job, table_of
 
@@ -93,11 +94,11 @@ async def enqueue(
     if not take:
         if running is not None:
             running.queued_more = True
-        await session.execute(_INSERT, values)
+        await direct.execute(session, _INSERT, values)
         return
     assert running is not None
     running.taking = True
-    taken = _Claimed(await session.scalar(_INSERT_TAKEN, values), kind, text, 1)
+    taken = _Claimed(await direct.scalar(session, _INSERT_TAKEN, values), kind, text, 1)
     _on_commit(session, lambda: setattr(running, "next", taken))
 
 
@@ -155,7 +156,8 @@ async def _settle(
     session: AsyncSession, job_id: int, status: str, delay: float, error: str | None
 ) -> None:
     now = utcnow()
-    await session.execute(
+    await direct.execute(
+        session,
         _SETTLE,
         {
             "job_id": job_id,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
-from openpan.db.engine import insert_unless_taken
+from openpan.db import direct
+from openpan.db.engine import Reader, insert_unless_taken
 from openpan.db.models import Blob, from_row, table_of
 
 # Every upload and download that completes runs these: Core, written once (see
@@ -35,9 +36,12 @@ def new_key(md5: str, size: int, tag: str | None = None) -> str:
     return f"{md5[:2]}/{md5}-{size}-{tag or secrets.token_hex(4)}"
 
 
-async def find(session: AsyncSession | AsyncConnection, md5: str, size: int) -> Blob | None:
+async def find(session: AsyncSession | Reader, md5: str, size: int) -> Blob | None:
     """The stored blob with these bytes, if there is one."""
-    row = (await session.execute(_FIND, {"md5": md5, "size": size})).first()
+    if isinstance(session, AsyncSession):
+        row = (await direct.execute(session, _FIND, {"md5": md5, "size": size})).first()
+    else:
+        row = (await session.execute(_FIND, {"md5": md5, "size": size})).first()
     return None if row is None else from_row(Blob, row)
 
 
@@ -46,8 +50,8 @@ async def acquire(session: AsyncSession, md5: str, size: int) -> Blob | None:
     blob = await find(session, md5, size)
     if blob is None:
         return None
-    taken = await session.execute(_TAKE, {"blob_id": blob.id})
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
+    taken = await direct.execute(session, _TAKE, {"blob_id": blob.id})
+    if taken.rowcount != 1:
         return None  # its last reference went a moment ago; it is being deleted
     return blob
 
@@ -68,7 +72,7 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
     # Twice at most: the identical blob the insert ran into may lose its last reference and
     # go before it is taken (PostgreSQL, another transaction), and then the insert fits.
     for _ in range(2):
-        blob_id = await session.scalar(insert_new, values)
+        blob_id = await direct.scalar(session, insert_new, values)
         if blob_id is not None:
             return Blob(id=blob_id, **values), True
         existing = await acquire(session, md5, size)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from openpan.clock import utcnow
+from openpan.db import direct
 from openpan.db.engine import one_writer
 from openpan.db.models import SPACE_DISK, File, User, table_of
 from openpan.errors import FieldError, NotFound, OpenpanError
@@ -171,7 +172,7 @@ _SPACE_USED = select(func.coalesce(func.sum(_files.c.size), 0)).where(
 
 async def space_used(session: AsyncSession, user: User) -> int:
     """Bytes of every cloud-disk file of the user, the trash included."""
-    used = await session.scalar(_SPACE_USED, {"user_id": user.id})
+    used = await direct.scalar(session, _SPACE_USED, {"user_id": user.id})
     return int(used or 0)
 
 

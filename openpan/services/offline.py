@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.message
+import functools
 import hashlib
 import logging
 import os
@@ -43,13 +44,14 @@ from urllib.parse import unquote
 
 import aiohttp
 import httpx
-from sqlalchemy import and_, bindparam, func, insert, select, true, update
+from sqlalchemy import Update, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
 from openpan import ids
 from openpan.clock import utcnow
+from openpan.db import direct
 from openpan.db.engine import insert_unless_taken, serialize
 from openpan.db.models import (
     SPACE_DISK,
@@ -154,7 +156,29 @@ _ADMIT_ONE = (
     .values(active=True)
     .returning(_tasks.c.id)
 )
-_unfinished = _tasks.c.status.in_(UNFINISHED)
+# Not ``in_``: a list SQLAlchemy expands at each execution would keep the statements that use
+# it off the direct path (``openpan.db.direct``).
+_unfinished = or_(*(_tasks.c.status == status for status in UNFINISHED))
+
+
+@functools.lru_cache(maxsize=256)
+def _task_update(columns: frozenset[str]) -> Update:
+    """``UPDATE`` of these columns of task ``task_id`` while it is unfinished (values
+    ``new_<column>``): one statement per set of columns, so each is compiled once."""
+    return (
+        update(_tasks)
+        .where(_tasks.c.id == bindparam("task_id"), _unfinished)
+        .values({name: bindparam(f"new_{name}", type_=_tasks.c[name].type) for name in columns})
+    )
+
+
+async def _update_unfinished(session: AsyncSession, task_id: int, values: dict[str, Any]) -> int:
+    """Write ``values`` to the task unless it has ended; how many rows changed (0 or 1)."""
+    parameters = {f"new_{name}": value for name, value in values.items()}
+    parameters["task_id"] = task_id
+    result = await direct.execute(session, _task_update(frozenset(values)), parameters)
+    return int(result.rowcount)
+
 
 # Bytes gathered from the network before they are handed to the writing and hashing threads:
 # each hand-over costs thread hops, which a busy machine makes slow. Smaller at first, larger
@@ -246,7 +270,8 @@ async def create(
         await serialize(session, "offline.admit")
         now = utcnow()
         task_id, admitted = (
-            await session.execute(
+            await direct.execute(
+                session,
                 _INSERT_TASK,
                 {
                     "user_id": user.id,
@@ -291,7 +316,7 @@ async def admit(session: AsyncSession, settings: Settings, at_most: int | None =
     values = _limits(settings)
     admitted = 0
     while at_most is None or admitted < at_most:
-        task_id = await session.scalar(_ADMIT_ONE, values)
+        task_id = await direct.scalar(session, _ADMIT_ONE, values)
         if task_id is None:
             break
         await enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
@@ -660,10 +685,8 @@ class _Download:
         learnt, self.unsaved = self.unsaved, {}
         try:
             async with self.ctx.db.write() as session:
-                await session.execute(
-                    update(_tasks)
-                    .where(_tasks.c.id == self.task_id, _unfinished)
-                    .values({**learnt, **values, "updated_at": utcnow()})
+                await _update_unfinished(
+                    session, self.task_id, {**learnt, **values, "updated_at": utcnow()}
                 )
         except BaseException:
             self.unsaved = {**learnt, **self.unsaved}
@@ -714,10 +737,7 @@ class _Download:
         }
         if size is not None:
             values.update(bytes_done=size, bytes_total=size)
-        ended = await session.execute(
-            update(_tasks).where(_tasks.c.id == self.task_id, _unfinished).values(**values)
-        )
-        if ended.rowcount != 1:  # type: ignore[attr-defined]
+        if await _update_unfinished(session, self.task_id, values) != 1:
             return False
         if self.task.callback_url:
             await enqueue(session, callbacks.CALLBACK_JOB, {"task_id": self.task_id})
@@ -966,47 +986,37 @@ class _Download:
     # Committing ------------------------------------------------------------------------------
 
     async def _commit(self, fetched: _Fetched) -> None:
-        """Make the downloaded bytes a blob, then the file; end the task."""
+        """Make the downloaded bytes a blob, then the file; end the task.
+
+        The bytes are stored before anything is looked up: when identical ones are stored
+        already, registering finds them in the same transaction and this copy is deleted. That
+        costs a rename in the rare repeated download and saves every download a query."""
         task = self.task
         assert self.sink is not None
         path = Path(self.sink.path)
         await self._settle()
         user = self.user
-        async with self.ctx.db.rows() as connection:
-            have_blob = await blobs.find(connection, fetched.md5, fetched.size) is not None
         if user is None:
             raise _Permanent("用户不存在 (the user is gone)")
-        key: str | None = None
-        for _ in range(2):
-            if not have_blob and key is None:
-                # A key of this run's own: a second run of the task (a job re-run while the
-                # first still ran) must never delete the blob the first one registered.
-                key = blobs.new_key(
-                    fetched.md5, fetched.size, tag=f"off{task.id}-{secrets.token_hex(4)}"
-                )
-                await self.ctx.store.put_file(key, path)
-            try:
-                file_id, keep_key = await self._make_file(user, fetched, key)
-                break
-            except _BlobGone:
-                have_blob = False
-            except _AlreadyEnded:
-                if key is not None:
-                    await self.ctx.store.delete(key)
-                return
-            except BaseException:
-                if key is not None:
-                    await self.ctx.store.delete(key)
-                raise
-        else:
-            raise _Transient("存储失败 (storage error)")
-        if key is not None and not keep_key:
+        # A key of this run's own: a second run of the task (a job re-run while the first still
+        # ran) must never delete the blob the first one registered.
+        key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{task.id}-{secrets.token_hex(4)}")
+        await self.ctx.store.put_file(key, path)
+        try:
+            file_id, keep_key = await self._make_file(user, fetched, key)
+        except _AlreadyEnded:
+            await self.ctx.store.delete(key)
+            return
+        except BaseException:
+            await self.ctx.store.delete(key)
+            raise
+        if not keep_key:
             await self.ctx.store.delete(key)
         path.unlink(missing_ok=True)
         self._notify_ended()
         log.info("offline task %s done: file %s", task.id, file_id)
 
-    async def _make_file(self, user: User, fetched: _Fetched, key: str | None) -> tuple[int, bool]:
+    async def _make_file(self, user: User, fetched: _Fetched, key: str) -> tuple[int, bool]:
         """In one transaction: the blob reference, the file row, the task's end. Returns the file
         ID and whether the blob stored under ``key`` is now in use."""
         task = self.task
@@ -1042,12 +1052,7 @@ class _Download:
                 await session.flush()
                 file_id = same.id
             else:
-                if key is None:
-                    blob = await blobs.acquire(session, fetched.md5, fetched.size)
-                    if blob is None:
-                        raise _BlobGone()
-                else:
-                    blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
+                blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
                 row = {
                     "user_id": user.id,
                     "space": space,
@@ -1064,12 +1069,12 @@ class _Download:
                     "updated_at": now,
                 }
                 dialect = session.get_bind().dialect.name
-                file_id = await session.scalar(_INSERT_FILE_IF_FREE[dialect], row)
+                file_id = await direct.scalar(session, _INSERT_FILE_IF_FREE[dialect], row)
                 if file_id is None:  # the name is taken: the first free "name(n).ext"
                     row["name"] = await _unique_name(session, user.id, space, parent_id, name)
                     # Taken meanwhile by another process (PostgreSQL): the transaction fails
                     # and the task is retried.
-                    file_id = await session.scalar(_INSERT_FILE, row)
+                    file_id = await direct.scalar(session, _INSERT_FILE, row)
             if not await self._finish(session, SUCCEEDED, file_id=file_id, size=fetched.size):
                 # Ended meanwhile (this job ran twice): undo the file, keep the task as it is.
                 raise _AlreadyEnded()
@@ -1152,10 +1157,6 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
-
-
-class _BlobGone(Exception):
-    """The stored blob with these bytes was deleted between looking and taking it."""
 
 
 class _AlreadyEnded(Exception):

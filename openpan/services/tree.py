@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
+from openpan.db import direct
 from openpan.db.models import File, table_of
 from openpan.errors import OpenpanError
 from openpan.services import blobs, public_links
@@ -53,7 +54,7 @@ async def name_holder(
     """``(id, is_dir)`` of the live entry called ``name`` in a directory, if there is one:
     ``name_taken`` without loading the entry, for the paths every download takes."""
     named = {"user_id": user_id, "space": space, "parent_id": parent_id, "name": name}
-    row = (await session.execute(_NAME_HOLDER, named)).first()
+    row = (await direct.execute(session, _NAME_HOLDER, named)).first()
     return None if row is None else (row.id, row.is_dir)
 
 

@@ -1,0 +1,221 @@
+"""``openpan.db.direct``: the hot statements run straight on ``sqlite3`` give what SQLAlchemy
+gives for them (values, types, rows by name and by column), write in the caller's transaction,
+and leave to SQLAlchemy what they cannot run themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pgdb
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+
+from openpan.clock import utcnow
+from openpan.db import direct, migrate
+from openpan.db.direct import DirectReader
+from openpan.db.engine import Database
+from openpan.db.models import Job, OfflineTask, User, from_row, table_of
+from openpan.jobs import runner
+from openpan.services import blobs, offline, tokens, users
+from openpan.settings import normalise_database_url
+
+pytestmark = pytest.mark.skipif(pgdb.postgres_tier(), reason="the embedded database's path")
+
+T = TypeVar("T")
+
+
+def _run(tmp_path: Path, body: Callable[[Database], Awaitable[T]]) -> T:
+    """``body`` against a freshly migrated embedded database (with one user)."""
+
+    async def main() -> T:
+        db = Database(normalise_database_url(f"sqlite:///{tmp_path / 'openpan.db'}"))
+        await migrate.upgrade(db.engine)
+        await users.create_user(db, "ada")
+        try:
+            return await body(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+async def _add_task(db: Database, **values: Any) -> int:
+    async with db.write() as session:
+        user = (await session.execute(select(User))).scalars().one()
+        now = utcnow()
+        task = OfflineTask(
+            user_id=user.id,
+            space="disk",
+            url="http://example.com/a.bin",
+            target_parent_id=0,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
+        session.add(task)
+        await session.flush()
+        return task.id
+
+
+async def _through_sqlalchemy(db: Database, statement: Any, parameters: dict[str, Any]) -> Any:
+    async with db.engine.connect() as connection:
+        return (await connection.execute(statement, parameters)).all()
+
+
+def test_rows_are_what_sqlalchemy_reads(tmp_path: Path) -> None:
+    """Every column of a task and its user, joined (two ``id`` columns), with datetimes,
+    booleans and NULLs: the same values and types, by position, by name and by column."""
+
+    async def body(db: Database) -> tuple[list[Any], list[Any]]:
+        task_id = await _add_task(db, active=True, bytes_total=None, validator='"abc"')
+        async with db.rows() as reader:
+            assert isinstance(reader, DirectReader)
+            ours = (await reader.execute(offline._TASK_AND_USER, {"id": task_id})).all()
+        theirs = await _through_sqlalchemy(db, offline._TASK_AND_USER, {"id": task_id})
+        return ours, theirs
+
+    ours, theirs = _run(tmp_path, body)
+    assert len(ours) == len(theirs) == 1
+    assert tuple(ours[0]) == tuple(theirs[0])
+    assert [type(value) for value in ours[0]] == [type(value) for value in theirs[0]]
+    row = ours[0]
+    assert isinstance(row.created_at, datetime) and row.active is True and row.bytes_total is None
+    users_table = table_of(User)
+    assert row._mapping[users_table.c.id] == theirs[0]._mapping[users_table.c.id]
+    assert from_row(User, row).name == "ada"
+    assert from_row(OfflineTask, row).validator == '"abc"'
+    with pytest.raises(AttributeError):
+        _ = row.no_such_column
+
+
+def test_a_token_lookup_and_a_missing_row(tmp_path: Path) -> None:
+    async def body(db: Database) -> tuple[Any, Any]:
+        async with db.rows() as reader:
+            missing = (await reader.execute(tokens._TOKEN_AND_USER, {"jti": "nope"})).first()
+            found = await blobs.find(reader, "0" * 32, 1)
+        return missing, found
+
+    assert _run(tmp_path, body) == (None, None)
+
+
+def test_a_missing_parameter_is_an_error_not_a_null(tmp_path: Path) -> None:
+    async def body(db: Database) -> None:
+        async with db.rows() as reader:
+            await reader.execute(offline._TASK, {})
+
+    with pytest.raises(KeyError, match="'id'"):
+        _run(tmp_path, body)
+
+
+def test_a_list_parameter_goes_through_sqlalchemy(tmp_path: Path) -> None:
+    """``IN`` over a list given at run time is expanded by SQLAlchemy: such a statement is
+    handed to it, with the same answer."""
+
+    async def body(db: Database) -> tuple[Any, Any]:
+        async with db.write() as session:
+            await runner.enqueue(session, "a.kind", {"n": 1}, delay=5)
+        async with db.rows() as reader:
+            soonest = await reader.scalar(runner._SOONEST, {"kinds": ["a.kind", "b.kind"]})
+            none = await reader.scalar(runner._SOONEST, {"kinds": ["c.kind"]})
+        return soonest, none
+
+    soonest, none = _run(tmp_path, body)
+    assert isinstance(soonest, datetime) and soonest > utcnow()
+    assert none is None
+    assert direct.compiled_for(runner._SOONEST, _sqlite_dialect(), {"kinds": []}) is None
+
+
+def _sqlite_dialect() -> Any:
+    from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+
+    return SQLiteDialect_aiosqlite()
+
+
+def test_writes_join_the_callers_transaction(tmp_path: Path) -> None:
+    """A statement run directly inside ``Database.write`` commits and rolls back with it, and
+    datetimes it writes read back as SQLAlchemy wrote them."""
+
+    async def body(db: Database) -> tuple[list[Any], int]:
+        moment = datetime(2026, 11, 22, 23, 59, 58, 123456)
+        with pytest.raises(RuntimeError):
+            async with db.write() as session:
+                await runner.enqueue(session, "rolled.back", {})
+                raise RuntimeError("roll back")
+        task_id = await _add_task(db)
+        async with db.write() as session:
+            await runner.enqueue(session, "kept", {"n": 1})
+            job_id = (await session.execute(select(Job.id))).scalar_one()
+            await runner._settle(session, job_id, "done", 60, "why")
+            changed = await offline._update_unfinished(session, task_id, {"updated_at": moment})
+        async with db.read() as session:
+            jobs = (await session.execute(select(Job))).scalars().all()
+            updated = (await session.execute(select(OfflineTask.updated_at))).scalar_one()
+        assert updated == moment
+        return list(jobs), changed
+
+    jobs, changed = _run(tmp_path, body)
+    assert [(job.kind, job.status, job.last_error) for job in jobs] == [("kept", "done", "why")]
+    assert json.loads(jobs[0].payload) == {"n": 1}
+    assert jobs[0].run_after - jobs[0].updated_at == timedelta(seconds=60)
+    assert changed == 1
+
+
+def test_an_update_counts_the_rows_it_changed(tmp_path: Path) -> None:
+    async def body(db: Database) -> list[int]:
+        task_id = await _add_task(db, status=offline.SUCCEEDED)
+        async with db.write() as session:
+            ended = await offline._update_unfinished(session, task_id, {"process": 5.0})
+            missing = await offline._update_unfinished(session, 999, {"process": 5.0})
+        other = await _add_task(db)
+        async with db.write() as session:
+            running = await offline._update_unfinished(session, other, {"process": 5.0})
+        return [ended, missing, running]
+
+    assert _run(tmp_path, body) == [0, 0, 1]
+
+
+def test_column_defaults_are_filled_in_or_left_to_sqlalchemy(tmp_path: Path) -> None:
+    """An INSERT that leaves out columns: a constant default is sent as SQLAlchemy would; a
+    default computed at run time sends the statement to SQLAlchemy."""
+    metadata = MetaData()
+    calls: list[int] = []
+
+    def counted() -> int:
+        calls.append(1)
+        return 7
+
+    table = Table(
+        "direct_defaults",
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column("name", String(20)),
+        Column("fixed", Integer, default=3),
+        Column("computed", Integer, default=counted),
+    )
+    dialect = _sqlite_dialect()
+    assert direct.compiled_for(insert(table), dialect, {"name": "a", "computed": 1}) is not None
+    assert direct.compiled_for(insert(table), dialect, {"name": "a"}) is None
+
+    async def body(db: Database) -> list[Any]:
+        async with db.write() as session:
+            await session.execute(
+                text(
+                    "CREATE TABLE direct_defaults (id INTEGER PRIMARY KEY, name VARCHAR(20), "
+                    "fixed INTEGER, computed INTEGER)"
+                )
+            )
+        statement = insert(table)
+        async with db.write() as session:
+            await direct.execute(session, statement, {"name": "a", "computed": 1})
+            await direct.execute(session, statement, {"name": "b"})
+        async with db.read() as session:
+            return list((await session.execute(select(table).order_by(table.c.id))).all())
+
+    rows = _run(tmp_path, body)
+    assert [tuple(row) for row in rows] == [(1, "a", 3, 1), (2, "b", 3, 7)]
+    assert calls == [1]
