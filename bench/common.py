@@ -459,11 +459,14 @@ def wrk(url: str, connections: int, seconds: int, threads: int = 2) -> WrkResult
 
 
 def alternate(rounds: int, runs: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
-    """Run each measurement ``rounds`` times, interleaved (A B A B ...), so that whatever else
-    the machine is doing affects both sides alike."""
+    """Run each measurement ``rounds`` times, interleaved, so that whatever else the machine is
+    doing affects both sides alike; the order turns round every round (A B B A A B ...): of two
+    runs of the same offline-download code one after the other, the second was some 6 % slower
+    (``offline_ab.py`` with the two checkouts either way round)."""
     results: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(rounds):
-        for name, run in runs.items():
+    order = list(runs.items())
+    for number in range(rounds):
+        for name, run in order if number % 2 == 0 else order[::-1]:
             results[name].append(run())
     return results
 

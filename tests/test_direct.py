@@ -219,3 +219,27 @@ def test_column_defaults_are_filled_in_or_left_to_sqlalchemy(tmp_path: Path) -> 
     rows = _run(tmp_path, body)
     assert [tuple(row) for row in rows] == [(1, "a", 3, 1), (2, "b", 3, 7)]
     assert calls == [1]
+
+
+def test_an_insert_returning_its_key_reads_it_without_returning(tmp_path: Path) -> None:
+    """``INSERT ... RETURNING id`` is sent without RETURNING (one step less) and its key read
+    from ``lastrowid``: the new row's key, or no row when ``ON CONFLICT DO NOTHING`` skipped it
+    (``lastrowid`` then still names the row inserted before)."""
+    insert_new = blobs._INSERT_NEW["sqlite"]
+    compiled = direct.compiled_for(insert_new, _sqlite_dialect(), {"md5": "", "size": 0})
+    assert compiled is not None and compiled.returns_rowid
+    assert "RETURNING" not in compiled.sql
+
+    async def body(db: Database) -> list[Any]:
+        values = {"md5": "a" * 32, "size": 1, "key": "k1", "refcount": 1, "created_at": utcnow()}
+        async with db.write() as session:
+            first = await direct.scalar(session, insert_new, values)
+            second = await direct.scalar(session, insert_new, {**values, "md5": "b" * 32})
+            again = (await direct.execute(session, insert_new, values)).all()
+        async with db.read() as session:
+            ids = (await session.execute(text("SELECT id FROM blobs ORDER BY id"))).scalars()
+            return [first, second, again, list(ids)]
+
+    first, second, again, ids = _run(tmp_path, body)
+    assert [first, second] == ids and first != second
+    assert again == []

@@ -22,11 +22,14 @@ tell the difference.
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
+from sqlalchemy import Insert, Integer, Table
+from sqlalchemy.dialects.sqlite.dml import OnConflictDoNothing
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
@@ -90,13 +93,18 @@ class Statement:
     """One statement compiled for SQLite: its SQL, its parameters in order with their default
     values and conversions, and how to turn what ``sqlite3`` returns into its rows."""
 
-    __slots__ = ("_binds", "_columns", "_row", "sql")
+    __slots__ = ("_binds", "_columns", "_row", "returns_rowid", "sql")
 
     def __init__(self, statement: Executable, dialect: Dialect, keys: Sequence[str]) -> None:
-        # ``column_keys``: an INSERT or UPDATE sets the columns its parameters name, as when
-        # SQLAlchemy runs it.
-        compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys))
-        assert isinstance(compiled, SQLCompiler)
+        compiled = shape = _compile(statement, dialect, keys)
+        # An INSERT that returns only its integer key: sent without RETURNING, the key read
+        # from ``lastrowid``. sqlite3 steps a statement once more to finish its rows, and every
+        # step lets the other threads take the GIL.
+        self.returns_rowid = _returns_only_rowid(statement)
+        if self.returns_rowid:
+            plain = copy.copy(statement)
+            plain._returning = ()  # type: ignore[attr-defined]
+            compiled = _compile(plain, dialect, keys)
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise ValueError("expanding parameters are left to SQLAlchemy")
         if compiled.escaped_bind_names or compiled.positiontup is None:
@@ -119,9 +127,9 @@ class Statement:
             else:
                 self._binds.append((name, bind.value, bind.required, processors.get(name)))
         self._columns: list[Processor] = [
-            entry.type._cached_result_processor(dialect, None) for entry in compiled._result_columns
+            entry.type._cached_result_processor(dialect, None) for entry in shape._result_columns
         ]
-        self._row: type[Row] = type("Row", (Row,), {"__slots__": (), "_shape": _Shape(compiled)})
+        self._row: type[Row] = type("Row", (Row,), {"__slots__": (), "_shape": _Shape(shape)})
 
     def parameters(self, given: Mapping[str, Any] | None) -> tuple[Any, ...]:
         """The values to send, in order: given or default, converted as SQLAlchemy would."""
@@ -213,12 +221,42 @@ def compiled_for(
     return compiled
 
 
+def _compile(statement: Executable, dialect: Dialect, keys: Sequence[str]) -> SQLCompiler:
+    # ``column_keys``: an INSERT or UPDATE sets the columns its parameters name, as when
+    # SQLAlchemy runs it.
+    compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys))
+    assert isinstance(compiled, SQLCompiler)
+    return compiled
+
+
+def _returns_only_rowid(statement: Executable) -> bool:
+    """Whether ``statement`` is an INSERT whose RETURNING is its table's integer key alone."""
+    if not isinstance(statement, Insert):
+        return False
+    returning = statement._returning
+    key = list(statement.table.primary_key.columns) if isinstance(statement.table, Table) else []
+    # One row at most (no INSERT ... SELECT, no list of rows), and no ON CONFLICT DO UPDATE,
+    # whose update leaves ``lastrowid`` as it was.
+    conflict = statement._post_values_clause
+    return (
+        len(returning) == 1
+        and key == [returning[0]]
+        and isinstance(key[0].type, Integer)
+        and statement.select is None
+        and not statement._multi_values
+        and (conflict is None or isinstance(conflict, OnConflictDoNothing))
+    )
+
+
 def run(connection: sqlite3.Connection, compiled: Statement, parameters: Any) -> Result:
     """Run a compiled statement and fetch all its rows."""
     cursor = connection.execute(compiled.sql, compiled.parameters(parameters))
     try:
-        rows = compiled.rows(cursor.fetchall())
-        return Result(rows, cursor.rowcount)
+        if compiled.returns_rowid:
+            # One row inserted, or none (ON CONFLICT DO NOTHING): ``lastrowid`` is only ours then.
+            raw = [(cursor.lastrowid,)] if cursor.rowcount == 1 else []
+            return Result(compiled.rows(raw), cursor.rowcount)
+        return Result(compiled.rows(cursor.fetchall()), cursor.rowcount)
     finally:
         cursor.close()
 

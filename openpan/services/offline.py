@@ -1012,7 +1012,6 @@ class _Download:
             raise
         if not keep_key:
             await self.ctx.store.delete(key)
-        path.unlink(missing_ok=True)
         self._notify_ended()
         log.info("offline task %s done: file %s", task.id, file_id)
 
