@@ -30,7 +30,6 @@ import hashlib
 import logging
 import os
 import random
-import secrets
 import threading
 import time
 import unicodedata
@@ -1000,7 +999,10 @@ class _Download:
             raise _Permanent("用户不存在 (the user is gone)")
         # A key of this run's own: a second run of the task (a job re-run while the first still
         # ran) must never delete the blob the first one registered.
-        key = blobs.new_key(fetched.md5, fetched.size, tag=f"off{task.id}-{secrets.token_hex(4)}")
+        # ``random``: the tag tells this run's copy apart, it guards nothing.
+        key = blobs.new_key(
+            fetched.md5, fetched.size, tag=f"off{task.id}-{random.getrandbits(32):08x}"
+        )
         await self.ctx.store.put_file(key, path)
         try:
             file_id, keep_key = await self._make_file(user, fetched, key)
