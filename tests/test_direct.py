@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 
 import pgdb
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select, text
+from sqlalchemy.exc import IntegrityError, PendingRollbackError
 
 from openpan.clock import utcnow
 from openpan.db import direct, migrate
 from openpan.db.direct import DirectReader
 from openpan.db.engine import Database
-from openpan.db.models import Job, OfflineTask, User, from_row, table_of
+from openpan.db.models import Job, Meta, OfflineTask, User, from_row, table_of
 from openpan.jobs import runner
 from openpan.services import blobs, offline, tokens, users
 from openpan.settings import normalise_database_url
@@ -243,3 +244,50 @@ def test_an_insert_returning_its_key_reads_it_without_returning(tmp_path: Path) 
     first, second, again, ids = _run(tmp_path, body)
     assert [first, second] == ids and first != second
     assert again == []
+
+
+def test_pending_changes_are_flushed_first_as_the_session_would(tmp_path: Path) -> None:
+    async def body(db: Database) -> tuple[int, int]:
+        count = select(func.count()).select_from(table_of(Meta))
+        async with db.write() as session:
+            before = await direct.scalar(session, count)
+            session.add(Meta(key="pending", value="1"))
+            after = await direct.scalar(session, count)
+        return before, after
+
+    before, after = _run(tmp_path, body)
+    assert after == before + 1
+
+
+def test_nothing_runs_on_its_own_once_the_transaction_rolled_back(tmp_path: Path) -> None:
+    """After a failed flush SQLAlchemy has rolled the transaction back: a direct statement
+    must not then commit by itself on the connection (autocommit); the session refuses it."""
+
+    async def body(db: Database) -> list[Any]:
+        async with db.write() as session:
+            session.add(Meta(key="taken", value="1"))
+        with pytest.raises(PendingRollbackError):
+            async with db.write() as session:
+                session.add(Meta(key="taken", value="a second one"))
+                with pytest.raises(IntegrityError):
+                    await session.flush()
+                await runner.enqueue(session, "after.rollback", {})
+        async with db.read() as session:
+            return list((await session.execute(select(Job.kind))).scalars())
+
+    assert _run(tmp_path, body) == []
+
+
+def test_a_savepoint_rolled_back_takes_its_statements_with_it(tmp_path: Path) -> None:
+    async def body(db: Database) -> list[Any]:
+        async with db.write() as session:
+            await runner.enqueue(session, "kept", {})
+            with pytest.raises(RuntimeError):
+                async with session.begin_nested():
+                    await runner.enqueue(session, "in.savepoint", {})
+                    raise RuntimeError("roll the savepoint back")
+            await runner.enqueue(session, "also.kept", {})
+        async with db.read() as session:
+            return list((await session.execute(select(Job.kind).order_by(Job.id))).scalars())
+
+    assert _run(tmp_path, body) == ["kept", "also.kept"]

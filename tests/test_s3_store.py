@@ -391,3 +391,31 @@ def test_a_blob_key_that_could_leave_the_blobs_prefix_is_refused(key: str) -> No
     store = S3Store("bucket", "root", endpoint="http://127.0.0.1:9")
     with pytest.raises(StorageError, match="bad blob key"):
         asyncio.run(store.exists(key))
+
+
+def test_an_offline_download_of_bytes_stored_already_takes_the_stored_object(
+    s3_server: S3Server, s3_bucket: str, tmp_path: Path
+) -> None:
+    """On S3 storing is an upload, so a download looks for identical bytes first and takes
+    the object stored already (the local store stores first: there it is a rename)."""
+    from conftest import OFFLINE_ENV
+    from offline_kit import DEFAULT_DIR, origin_at, submit, succeeded
+
+    data = image(300_000)
+    srv = make_server(tmp_path / "srv", **s3_env(s3_server, s3_bucket), **OFFLINE_ENV)
+    srv.start()
+    api = srv.client(srv.take_user())
+    try:
+        with origin_at() as origin:
+            succeeded(api, submit(api, origin.file("/a.bin", data)))
+            keys = [k for k in s3_server.keys(s3_bucket, BLOBS) if md5(data) in k]
+            assert len(keys) == 1
+            succeeded(api, submit(api, origin.file("/b.bin", data)))
+        assert [k for k in s3_server.keys(s3_bucket, BLOBS) if md5(data) in k] == keys
+        folder = int(diskkit.names(api)[DEFAULT_DIR]["fileId"])
+        files = diskkit.names(api, folder)
+        assert {files["a.bin"]["etag"], files["b.bin"]["etag"]} == {md5(data)}
+        assert diskkit.download(api, int(files["b.bin"]["fileId"])) == data
+    finally:
+        api.close()
+        srv.stop()

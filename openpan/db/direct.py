@@ -16,13 +16,15 @@ send and give back), and run on a plain ``sqlite3`` connection:
   transaction's own connection, so they commit or roll back with it.
 
 Everywhere else (PostgreSQL, a savepoint, a statement with a list SQLAlchemy expands at run
-time, a default computed at run time) the statement goes through SQLAlchemy; callers cannot
-tell the difference.
+time, a default computed at run time) the statement goes through SQLAlchemy. The results offer
+what openpan reads of SQLAlchemy's (``first``, ``one``, ``scalar``, ``all``, ``rowcount``, rows
+by name and column); errors are ``sqlite3``'s own, not SQLAlchemy's wrappers, which no caller of
+these statements catches.
 """
 
 from __future__ import annotations
 
-import copy
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +36,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+
+log = logging.getLogger("openpan.db")
 
 Processor = Callable[[Any], Any] | None
 _MAX_CACHED = 256
@@ -102,8 +106,8 @@ class Statement:
         # step lets the other threads take the GIL.
         self.returns_rowid = _returns_only_rowid(statement)
         if self.returns_rowid:
-            plain = copy.copy(statement)
-            plain._returning = ()  # type: ignore[attr-defined]
+            plain = statement._generate()  # type: ignore[attr-defined]
+            plain._returning = ()
             compiled = _compile(plain, dialect, keys)
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise ValueError("expanding parameters are left to SQLAlchemy")
@@ -199,7 +203,7 @@ class Result:
         return iter(self._rows)
 
 
-_compiled: dict[tuple[Executable, frozenset[str]], Statement | None] = {}
+_compiled: dict[tuple[Executable, str, frozenset[str]], Statement | None] = {}
 
 
 def compiled_for(
@@ -207,17 +211,22 @@ def compiled_for(
 ) -> Statement | None:
     """``statement`` compiled for SQLite for parameters of these names (once), or ``None`` if
     it is left to SQLAlchemy."""
-    keys = frozenset(parameters or ())
+    cache_key = (statement, dialect.name, frozenset(parameters or ()))
     try:
-        return _compiled[statement, keys]
+        return _compiled[cache_key]
     except KeyError:
         pass
     try:
-        compiled: Statement | None = Statement(statement, dialect, sorted(keys))
+        compiled: Statement | None = Statement(statement, dialect, sorted(cache_key[2]))
     except ValueError:
         compiled = None
-    if len(_compiled) < _MAX_CACHED:  # module-level statements; never grows past them
-        _compiled[statement, keys] = compiled
+    # The statements are module-level constants (and ``offline._task_update``'s few): the
+    # cache never grows past them. If it does, compiling each time is slow, not wrong.
+    if len(_compiled) < _MAX_CACHED:
+        _compiled[cache_key] = compiled
+    elif len(_compiled) == _MAX_CACHED:
+        log.warning("direct statements: more than %d, later ones compiled each time", _MAX_CACHED)
+        _compiled[cache_key] = compiled
     return compiled
 
 
@@ -270,14 +279,17 @@ async def execute(
 ) -> Any:
     """``session.execute`` for a Core statement on the hot paths: in the session's transaction,
     straight on ``sqlite3`` on the embedded database (about 10 µs against SQLAlchemy's 60),
-    through the session elsewhere (and inside a savepoint). Core statements do not flush the
-    session either way."""
+    through the session elsewhere. Pending ORM changes are flushed first, as the session
+    does."""
     connection: sqlite3.Connection | None = session.info.get(SESSION_KEY)
-    # In a savepoint, SQLAlchemy may not have sent the SAVEPOINT yet: it goes with the first
-    # statement the session itself runs.
-    if connection is not None and not session.in_nested_transaction():
+    # Left to the session: in a savepoint (SQLAlchemy may not have sent the SAVEPOINT yet: it
+    # goes with the session's next statement), and once the transaction is over (rolled back
+    # after an error: the statement would commit on its own; the session raises instead).
+    if connection is not None and connection.in_transaction and not session.in_nested_transaction():
         compiled = compiled_for(statement, session.sync_session.get_bind().dialect, parameters)
         if compiled is not None:
+            if session.autoflush and (session.new or session.dirty or session.deleted):
+                await session.flush()  # as ``session.execute`` would first
             return run(connection, compiled, parameters)
     return await session.execute(statement, parameters)
 
@@ -290,7 +302,9 @@ async def scalar(
 
 
 class DirectReader:
-    """``execute`` and ``scalar`` of an ``AsyncConnection``, for reads, on plain ``sqlite3``."""
+    """``execute`` and ``scalar`` of an ``AsyncConnection``, for reads, on plain ``sqlite3``.
+    A connection per thread that reads (in the server, the event loop's), kept until
+    ``close``."""
 
     def __init__(self, path: str, busy_timeout: float, engine: AsyncEngine) -> None:
         self._path = path

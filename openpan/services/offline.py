@@ -987,9 +987,11 @@ class _Download:
     async def _commit(self, fetched: _Fetched) -> None:
         """Make the downloaded bytes a blob, then the file; end the task.
 
-        The bytes are stored before anything is looked up: when identical ones are stored
-        already, registering finds them in the same transaction and this copy is deleted. That
-        costs a rename in the rare repeated download and saves every download a query."""
+        Where storing is a rename (``put_moves``), the bytes are stored before anything is
+        looked up: when identical ones are stored already, registering finds them in the same
+        transaction and this copy is deleted, a rename in the rare repeated download and a query
+        saved in every other one. Where storing is an upload, identical bytes are looked for
+        first and then not sent at all."""
         task = self.task
         assert self.sink is not None
         path = Path(self.sink.path)
@@ -997,27 +999,48 @@ class _Download:
         user = self.user
         if user is None:
             raise _Permanent("用户不存在 (the user is gone)")
-        # A key of this run's own: a second run of the task (a job re-run while the first still
-        # ran) must never delete the blob the first one registered.
-        # ``random``: the tag tells this run's copy apart, it guards nothing.
-        key = blobs.new_key(
-            fetched.md5, fetched.size, tag=f"off{task.id}-{random.getrandbits(32):08x}"
-        )
-        await self.ctx.store.put_file(key, path)
-        try:
-            file_id, keep_key = await self._make_file(user, fetched, key)
-        except _AlreadyEnded:
-            await self.ctx.store.delete(key)
-            return
-        except BaseException:
-            await self.ctx.store.delete(key)
-            raise
-        if not keep_key:
-            await self.ctx.store.delete(key)
+        have_blob = False
+        if not self.ctx.store.put_moves:
+            async with self.ctx.db.rows() as connection:
+                have_blob = await blobs.find(connection, fetched.md5, fetched.size) is not None
+        key: str | None = None
+        for _ in range(2):
+            if not have_blob and key is None:
+                # A key of this run's own: a second run of the task (a job re-run while the
+                # first still ran) must never delete the blob the first one registered. From
+                # ``random``: the tag tells the copies apart and guards nothing.
+                tag = f"off{task.id}-{random.getrandbits(32):08x}"
+                key = blobs.new_key(fetched.md5, fetched.size, tag=tag)
+                await self.ctx.store.put_file(key, path)
+            try:
+                file_id, keep_key = await self._make_file(user, fetched, key)
+                break
+            except _BlobGone:
+                have_blob = False
+            except _AlreadyEnded:
+                if key is not None:
+                    await self._drop_copy(key)
+                return
+            except BaseException:
+                if key is not None:
+                    await self._drop_copy(key)
+                raise
+        else:
+            raise _Transient("存储失败 (storage error)")
+        if key is not None and not keep_key:
+            await self._drop_copy(key)
         self._notify_ended()
         log.info("offline task %s done: file %s", task.id, file_id)
 
-    async def _make_file(self, user: User, fetched: _Fetched, key: str) -> tuple[int, bool]:
+    async def _drop_copy(self, key: str) -> None:
+        """Delete this run's copy of the bytes, which no file uses. Failing to is only space
+        lost (logged): it must not turn a task that ended into one that is retried."""
+        try:
+            await self.ctx.store.delete(key)
+        except Exception:
+            log.exception("offline task %s: could not delete unused blob %s", self.task.id, key)
+
+    async def _make_file(self, user: User, fetched: _Fetched, key: str | None) -> tuple[int, bool]:
         """In one transaction: the blob reference, the file row, the task's end. Returns the file
         ID and whether the blob stored under ``key`` is now in use."""
         task = self.task
@@ -1053,7 +1076,12 @@ class _Download:
                 await session.flush()
                 file_id = same.id
             else:
-                blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
+                if key is None:
+                    blob = await blobs.acquire(session, fetched.md5, fetched.size)
+                    if blob is None:
+                        raise _BlobGone()
+                else:
+                    blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
                 row = {
                     "user_id": user.id,
                     "space": space,
@@ -1158,6 +1186,10 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+class _BlobGone(Exception):
+    """The stored blob with these bytes was deleted between looking and taking it."""
 
 
 class _AlreadyEnded(Exception):

@@ -66,6 +66,10 @@ class Assembled:
 class BlobStore(Protocol):
     """What the services need from a place that keeps bytes."""
 
+    # ``put_file`` is a rename within one file system: storing bytes costs no copy, so storing
+    # them before looking for an identical blob is cheaper than the look (offline downloads).
+    put_moves: bool
+
     async def exists(self, key: str) -> bool:
         """Whether a blob is stored under ``key``."""
         ...

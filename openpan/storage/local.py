@@ -60,6 +60,8 @@ HASH_ATTEMPTS = 3
 class LocalStore:
     """``file:///path``: blobs as files; sendfile-friendly."""
 
+    put_moves = True
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self.blobs = self.root / "blobs"

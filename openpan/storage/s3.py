@@ -71,6 +71,7 @@ class S3Store:
     """``s3://bucket/prefix``: blobs as objects; uploads as S3 multipart uploads."""
 
     min_part_size = MIN_PART_SIZE
+    put_moves = False  # an upload of the whole file
 
     def __init__(
         self,
