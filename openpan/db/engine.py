@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, event, make_url, text
+from sqlalchemy import Table, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -154,12 +154,10 @@ class Database:
         await self.engine.dispose()
 
 
-def _inline_connection(connection: AsyncConnection | Connection) -> InlineConnection:
+def _inline_connection(connection: AsyncConnection) -> InlineConnection:
     """The ``InlineConnection`` under a SQLAlchemy connection to the embedded database."""
-    if isinstance(connection, AsyncConnection):
-        connection = connection.sync_connection  # type: ignore[assignment]
-    assert isinstance(connection, Connection)
-    driver = connection.connection.driver_connection
+    assert connection.sync_connection is not None
+    driver = connection.sync_connection.connection.driver_connection
     assert isinstance(driver, InlineConnection)
     return driver
 
@@ -210,11 +208,16 @@ def _configure_sqlite(engine: AsyncEngine, busy: float) -> None:
             conn.exec_driver_sql(begin)
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """The name of the session's database dialect: ``sqlite`` or ``postgresql``."""
+    return session.sync_session.get_bind().dialect.name
+
+
 def one_writer(session: AsyncSession) -> bool:
     """Whether the session's database runs one write transaction at a time (SQLite), so that
     what guards against a concurrent writer (a row lock, a savepoint around an insert that may
     race) has nothing to guard against."""
-    return session.get_bind().dialect.name == "sqlite"
+    return dialect_name(session) == "sqlite"
 
 
 def insert_unless_taken(table: Table) -> dict[str, Any]:
@@ -235,5 +238,5 @@ async def serialize(session: AsyncSession, name: str) -> None:
     PostgreSQL: a transaction advisory lock, released at commit or rollback. SQLite needs
     nothing: its write transactions run one at a time already.
     """
-    if session.sync_session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})

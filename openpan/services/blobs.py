@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
 from openpan.db import direct
-from openpan.db.engine import Reader, insert_unless_taken
+from openpan.db.engine import Reader, dialect_name, insert_unless_taken
 from openpan.db.models import Blob, from_row, table_of
 
 # Every upload and download that completes runs these: Core, written once (see
@@ -68,7 +68,7 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
     (a race between two uploads of the same bytes): the caller then deletes its own copy.
     """
     values = {"md5": md5, "size": size, "key": key, "refcount": 1, "created_at": utcnow()}
-    insert_new = _INSERT_NEW[session.get_bind().dialect.name]
+    insert_new = _INSERT_NEW[dialect_name(session)]
     # Twice at most: the identical blob the insert ran into may lose its last reference and
     # go before it is taken (PostgreSQL, another transaction), and then the insert fits.
     for _ in range(2):

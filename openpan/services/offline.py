@@ -51,7 +51,7 @@ from yarl import URL
 from openpan import ids
 from openpan.clock import utcnow
 from openpan.db import direct
-from openpan.db.engine import insert_unless_taken, serialize
+from openpan.db.engine import dialect_name, insert_unless_taken, serialize
 from openpan.db.models import (
     SPACE_DISK,
     SPACE_OSS,
@@ -388,12 +388,11 @@ def _final_name(task: OfflineTask, sniffed: str | None) -> str:
     return name[: MAX_NAME - 1 - len(suffix)] + suffix
 
 
-async def _unique_name(
+async def _next_free_name(
     session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
 ) -> str:
-    """``name``, or ``name(1).ext``, ``name(2).ext``... : the first one free in the directory."""
-    if await tree.name_holder(session, user_id, space, parent_id, name) is None:
-        return name
+    """For a ``name`` taken in the directory: the first of ``name(1).ext``, ``name(2).ext``...
+    that is free."""
     stem, dot, ext = name.rpartition(".")
     if not dot or not stem:
         stem, dot, ext = name, "", ""
@@ -1097,10 +1096,10 @@ class _Download:
                     "created_at": now,
                     "updated_at": now,
                 }
-                dialect = session.get_bind().dialect.name
-                file_id = await direct.scalar(session, _INSERT_FILE_IF_FREE[dialect], row)
+                insert_if_free = _INSERT_FILE_IF_FREE[dialect_name(session)]
+                file_id = await direct.scalar(session, insert_if_free, row)
                 if file_id is None:  # the name is taken: the first free "name(n).ext"
-                    row["name"] = await _unique_name(session, user.id, space, parent_id, name)
+                    row["name"] = await _next_free_name(session, user.id, space, parent_id, name)
                     # Taken meanwhile by another process (PostgreSQL): the transaction fails
                     # and the task is retried.
                     file_id = await direct.scalar(session, _INSERT_FILE, row)
