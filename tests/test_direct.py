@@ -20,6 +20,7 @@ from openpan.clock import utcnow
 from openpan.db import direct, migrate
 from openpan.db.direct import DirectReader
 from openpan.db.engine import Database
+from openpan.db.session import hot
 from openpan.db.models import Job, Meta, OfflineTask, User, from_row, table_of
 from openpan.jobs import runner
 from openpan.services import blobs, offline, tokens, users
@@ -210,10 +211,10 @@ def test_column_defaults_are_filled_in_or_left_to_sqlalchemy(tmp_path: Path) -> 
                     "fixed INTEGER, computed INTEGER)"
                 )
             )
-        statement = insert(table)
+        statement = hot(insert(table))
         async with db.write() as session:
-            await direct.execute(session, statement, {"name": "a", "computed": 1})
-            await direct.execute(session, statement, {"name": "b"})
+            await session.execute(statement, {"name": "a", "computed": 1})
+            await session.execute(statement, {"name": "b"})
         async with db.read() as session:
             return list((await session.execute(select(table).order_by(table.c.id))).all())
 
@@ -234,9 +235,9 @@ def test_an_insert_returning_its_key_reads_it_without_returning(tmp_path: Path) 
     async def body(db: Database) -> list[Any]:
         values = {"md5": "a" * 32, "size": 1, "key": "k1", "refcount": 1, "created_at": utcnow()}
         async with db.write() as session:
-            first = await direct.scalar(session, insert_new, values)
-            second = await direct.scalar(session, insert_new, {**values, "md5": "b" * 32})
-            again = (await direct.execute(session, insert_new, values)).all()
+            first = await session.scalar(insert_new, values)
+            second = await session.scalar(insert_new, {**values, "md5": "b" * 32})
+            again = (await session.execute(insert_new, values)).all()
         async with db.read() as session:
             ids = (await session.execute(text("SELECT id FROM blobs ORDER BY id"))).scalars()
             return [first, second, again, list(ids)]
@@ -248,11 +249,11 @@ def test_an_insert_returning_its_key_reads_it_without_returning(tmp_path: Path) 
 
 def test_pending_changes_are_flushed_first_as_the_session_would(tmp_path: Path) -> None:
     async def body(db: Database) -> tuple[int, int]:
-        count = select(func.count()).select_from(table_of(Meta))
+        count = hot(select(func.count()).select_from(table_of(Meta)))
         async with db.write() as session:
-            before = await direct.scalar(session, count)
+            before = await session.scalar(count)
             session.add(Meta(key="pending", value="1"))
-            after = await direct.scalar(session, count)
+            after = await session.scalar(count)
         return before, after
 
     before, after = _run(tmp_path, body)
@@ -291,3 +292,23 @@ def test_a_savepoint_rolled_back_takes_its_statements_with_it(tmp_path: Path) ->
             return list((await session.execute(select(Job.kind).order_by(Job.id))).scalars())
 
     assert _run(tmp_path, body) == ["kept", "also.kept"]
+
+
+def test_only_hot_statements_take_the_direct_path(tmp_path: Path) -> None:
+    """The session runs a ``hot`` statement on ``sqlite3`` and every other one (the same
+    statement unmarked, or with execution options of the call's own) through SQLAlchemy: the
+    services call ``session.execute`` alike for both."""
+    count = select(func.count()).select_from(table_of(Meta))
+
+    async def body(db: Database) -> list[str]:
+        async with db.write() as session:
+            results = [
+                await session.execute(hot(count)),
+                await session.execute(count),
+                await session.execute(hot(count), execution_options={"populate_existing": True}),
+            ]
+        async with db.read() as session:
+            results.append(await session.execute(hot(count)))  # no write transaction
+        return [type(result).__module__.split(".")[0] for result in results]
+
+    assert _run(tmp_path, body) == ["openpan", "sqlalchemy", "sqlalchemy", "sqlalchemy"]

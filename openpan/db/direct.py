@@ -12,7 +12,7 @@ send and give back), and run on a plain ``sqlite3`` connection:
   each statement sees what was committed before it, as through SQLAlchemy. Statements run
   synchronously and their rows are fetched at once, so one connection serves every task of an
   event loop;
-- writes (``execute`` and ``scalar`` with a session of ``Database.write``): on that
+- writes (``hot`` statements of a ``Database.write`` session, ``openpan.db.session``): on that
   transaction's own connection, so they commit or roll back with it.
 
 Everywhere else (PostgreSQL, a savepoint, a statement with a list SQLAlchemy expands at run
@@ -33,7 +33,7 @@ from typing import Any, ClassVar, cast
 from sqlalchemy import Insert, Integer, Table
 from sqlalchemy.dialects.sqlite.dml import OnConflictDoNothing
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -268,37 +268,6 @@ def run(connection: sqlite3.Connection, compiled: Statement, parameters: Any) ->
         return Result(compiled.rows(cursor.fetchall()), cursor.rowcount)
     finally:
         cursor.close()
-
-
-# Where ``Database.write`` leaves the plain ``sqlite3`` connection of a session's transaction.
-SESSION_KEY = "openpan.sqlite3"
-
-
-async def execute(
-    session: AsyncSession, statement: Executable, parameters: Mapping[str, Any] | None = None
-) -> Any:
-    """``session.execute`` for a Core statement on the hot paths: in the session's transaction,
-    straight on ``sqlite3`` on the embedded database (about 10 µs against SQLAlchemy's 60),
-    through the session elsewhere. Pending ORM changes are flushed first, as the session
-    does."""
-    connection: sqlite3.Connection | None = session.info.get(SESSION_KEY)
-    # Left to the session: in a savepoint (SQLAlchemy may not have sent the SAVEPOINT yet: it
-    # goes with the session's next statement), and once the transaction is over (rolled back
-    # after an error: the statement would commit on its own; the session raises instead).
-    if connection is not None and connection.in_transaction and not session.in_nested_transaction():
-        compiled = compiled_for(statement, session.sync_session.get_bind().dialect, parameters)
-        if compiled is not None:
-            if session.autoflush and (session.new or session.dirty or session.deleted):
-                await session.flush()  # as ``session.execute`` would first
-            return run(connection, compiled, parameters)
-    return await session.execute(statement, parameters)
-
-
-async def scalar(
-    session: AsyncSession, statement: Executable, parameters: Mapping[str, Any] | None = None
-) -> Any:
-    """``session.scalar`` the way ``execute`` runs it."""
-    return (await execute(session, statement, parameters)).scalar()
 
 
 class DirectReader:

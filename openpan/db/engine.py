@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql import Executable
 
-from openpan.db import direct
 from openpan.db.direct import DirectReader
 from openpan.db.inline_sqlite import InlineConnection, inline_creator
+from openpan.db.session import SQLITE_CONNECTION, Session
 
 # The longest a write waits for another process's transaction to end (SQLite's write lock).
 LOCK_WAIT = 30.0
@@ -76,14 +76,14 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine, _INLINE_BUSY if self._inline else LOCK_WAIT)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = async_sessionmaker(self.engine, class_=Session, expire_on_commit=False)
         self._reader = (
             DirectReader(str(database), _INLINE_BUSY, self.engine) if self._inline else None
         )
         self._write_lock = asyncio.Lock()
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
+    async def read(self) -> AsyncIterator[Session]:
         """A session for queries; nothing it does is committed. Each statement sees what was
         committed before it ran (PostgreSQL's READ COMMITTED, and the same on SQLite, where the
         session opens no transaction: a BEGIN and ROLLBACK per read cost more than the query)."""
@@ -108,15 +108,15 @@ class Database:
             yield connection
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
+    async def write(self) -> AsyncIterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises."""
         if self.is_sqlite:
             async with self._write_lock, self._closing(self._sessions()) as session:
                 connection = await _begin_immediate(session)
                 if self._inline:
-                    # For the hot statements (``openpan.db.direct.execute``): the transaction's
-                    # own ``sqlite3`` connection.
-                    session.info[direct.SESSION_KEY] = _inline_connection(connection).sqlite
+                    # For the hot statements (``openpan.db.session``): the transaction's own
+                    # ``sqlite3`` connection.
+                    session.info[SQLITE_CONNECTION] = _inline_connection(connection).sqlite
                 try:
                     yield session
                     await session.commit()
@@ -124,7 +124,7 @@ class Database:
                     await session.rollback()
                     raise
                 finally:
-                    session.info.pop(direct.SESSION_KEY, None)
+                    session.info.pop(SQLITE_CONNECTION, None)
         else:
             async with self._sessions() as session, session.begin():
                 yield session

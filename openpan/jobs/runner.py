@@ -21,12 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, event, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
-from openpan.db import direct
 from openpan.db.engine import Database
 from openpan.db.models import Job, table_of
+from openpan.db.session import Session, hot
 
 log = logging.getLogger("openpan.jobs")
 
@@ -44,9 +43,9 @@ class Retry(Exception):
 # Statements every job runs, written once and in Core: the ORM's own cost per statement was
 # more than the statement's (see ``Database.rows``).
 _jobs = table_of(Job)
-_INSERT = insert(_jobs)
-_INSERT_TAKEN = insert(_jobs).returning(_jobs.c.id)
-_SETTLE = (
+_INSERT = hot(insert(_jobs))
+_INSERT_TAKEN = hot(insert(_jobs).returning(_jobs.c.id))
+_SETTLE = hot(
     update(_jobs)
     .where(_jobs.c.id == bindparam("job_id"))
     .values(
@@ -59,9 +58,7 @@ _SETTLE = (
 )
 
 
-async def enqueue(
-    session: AsyncSession, kind: str, payload: dict[str, Any], delay: float = 0
-) -> None:
+async def enqueue(session: Session, kind: str, payload: dict[str, Any], delay: float = 0) -> None:
     """Record a job in the caller's transaction; it runs once that transaction commits.
 
     Queued by a job of the same kind that an in-process worker is running (a download that
@@ -94,11 +91,11 @@ async def enqueue(
     if not take:
         if running is not None:
             running.queued_more = True
-        await direct.execute(session, _INSERT, values)
+        await session.execute(_INSERT, values)
         return
     assert running is not None
     running.taking = True
-    taken = _Claimed(await direct.scalar(session, _INSERT_TAKEN, values), kind, text, 1)
+    taken = _Claimed(await session.scalar(_INSERT_TAKEN, values), kind, text, 1)
     _on_commit(session, lambda: setattr(running, "next", taken))
 
 
@@ -135,7 +132,7 @@ class _Running:
 _running: ContextVar[_Running | None] = ContextVar("openpan_running_job", default=None)
 
 
-async def settle_current_job(session: AsyncSession) -> None:
+async def settle_current_job(session: Session) -> None:
     """Mark the job being run as done in the caller's transaction, which then decides its fate:
     the runner writes nothing more for it when the handler returns. A handler whose last step
     is a transaction anyway saves one (downloads end this way, one each). Does nothing outside
@@ -147,17 +144,16 @@ async def settle_current_job(session: AsyncSession) -> None:
     _on_commit(session, lambda: setattr(running, "settled", True))
 
 
-def _on_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+def _on_commit(session: Session, action: Callable[[], None]) -> None:
     """Run ``action`` when the session's transaction commits; never if it rolls back."""
     event.listen(session.sync_session, "after_commit", lambda _session: action(), once=True)
 
 
 async def _settle(
-    session: AsyncSession, job_id: int, status: str, delay: float, error: str | None
+    session: Session, job_id: int, status: str, delay: float, error: str | None
 ) -> None:
     now = utcnow()
-    await direct.execute(
-        session,
+    await session.execute(
         _SETTLE,
         {
             "job_id": job_id,

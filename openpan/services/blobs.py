@@ -9,24 +9,25 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
-from openpan.db import direct
 from openpan.db.engine import Reader, dialect_name, insert_unless_taken
 from openpan.db.models import Blob, from_row, table_of
+from openpan.db.session import Session, hot
 
 # Every upload and download that completes runs these: Core, written once (see
 # ``Database.rows`` for what the ORM cost per statement).
 _blobs = table_of(Blob)
-_FIND = select(_blobs).where(_blobs.c.md5 == bindparam("md5"), _blobs.c.size == bindparam("size"))
-_TAKE = (
+_FIND = hot(
+    select(_blobs).where(_blobs.c.md5 == bindparam("md5"), _blobs.c.size == bindparam("size"))
+)
+_TAKE = hot(
     update(_blobs)
     .where(_blobs.c.id == bindparam("blob_id"), _blobs.c.refcount > 0)
     .values(refcount=_blobs.c.refcount + 1)
 )
 _INSERT_NEW = {
-    dialect: statement.returning(_blobs.c.id)
+    dialect: hot(statement.returning(_blobs.c.id))
     for dialect, statement in insert_unless_taken(_blobs).items()
 }
 
@@ -36,32 +37,29 @@ def new_key(md5: str, size: int, tag: str | None = None) -> str:
     return f"{md5[:2]}/{md5}-{size}-{tag or secrets.token_hex(4)}"
 
 
-async def find(session: AsyncSession | Reader, md5: str, size: int) -> Blob | None:
+async def find(session: Session | Reader, md5: str, size: int) -> Blob | None:
     """The stored blob with these bytes, if there is one."""
-    if isinstance(session, AsyncSession):
-        row = (await direct.execute(session, _FIND, {"md5": md5, "size": size})).first()
-    else:
-        row = (await session.execute(_FIND, {"md5": md5, "size": size})).first()
+    row = (await session.execute(_FIND, {"md5": md5, "size": size})).first()
     return None if row is None else from_row(Blob, row)
 
 
-async def acquire(session: AsyncSession, md5: str, size: int) -> Blob | None:
+async def acquire(session: Session, md5: str, size: int) -> Blob | None:
     """Take a reference to the stored blob with these bytes, if there is one (instant upload)."""
     blob = await find(session, md5, size)
     if blob is None:
         return None
-    taken = await direct.execute(session, _TAKE, {"blob_id": blob.id})
+    taken = await session.execute(_TAKE, {"blob_id": blob.id})
     if taken.rowcount != 1:
         return None  # its last reference went a moment ago; it is being deleted
     return blob
 
 
-async def acquire_by_id(session: AsyncSession, blob_id: int) -> None:
+async def acquire_by_id(session: Session, blob_id: int) -> None:
     """One more reference to a blob the caller already holds one to (copies share bytes)."""
     await session.execute(update(Blob).where(Blob.id == blob_id).values(refcount=Blob.refcount + 1))
 
 
-async def register(session: AsyncSession, md5: str, size: int, key: str) -> tuple[Blob, bool]:
+async def register(session: Session, md5: str, size: int, key: str) -> tuple[Blob, bool]:
     """Record newly stored bytes under ``key`` with one reference.
 
     Returns ``(blob, stored)``; ``stored`` is False when an identical blob was registered first
@@ -72,7 +70,7 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
     # Twice at most: the identical blob the insert ran into may lose its last reference and
     # go before it is taken (PostgreSQL, another transaction), and then the insert fits.
     for _ in range(2):
-        blob_id = await direct.scalar(session, insert_new, values)
+        blob_id = await session.scalar(insert_new, values)
         if blob_id is not None:
             return Blob(id=blob_id, **values), True
         existing = await acquire(session, md5, size)
@@ -81,7 +79,7 @@ async def register(session: AsyncSession, md5: str, size: int, key: str) -> tupl
     raise RuntimeError(f"blob {md5}/{size} neither inserted nor found")
 
 
-async def release(session: AsyncSession, blob_id: int) -> str | None:
+async def release(session: Session, blob_id: int) -> str | None:
     """Drop one reference. Returns the storage key to delete (after commit) if it was the last."""
     await session.execute(update(Blob).where(Blob.id == blob_id).values(refcount=Blob.refcount - 1))
     gone = await session.execute(

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.models import SPACE_DISK, SPACE_OSS, CopyFailure, CopyTask, File, User
+from openpan.db.session import Session
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import blobs, disk, oss, tree
@@ -215,7 +215,7 @@ async def _copy(ctx: Context, task: CopyTask) -> None:
                     session.add(_failure(task, image.file_id, image.name, reason))
 
 
-async def _target(session: AsyncSession, user: User, target_id: int) -> int:
+async def _target(session: Session, user: User, target_id: int) -> int:
     if target_id == tree.ROOT:
         return tree.ROOT
     entry = await tree.get(session, user.id, SPACE_OSS, target_id)
@@ -229,7 +229,7 @@ def _failure(task: CopyTask, file_id: int, name: str, reason: str) -> CopyFailur
 
 
 async def _plan(
-    ctx: Context, session: AsyncSession, user: User, task: CopyTask, sources: list[int]
+    ctx: Context, session: Session, user: User, task: CopyTask, sources: list[int]
 ) -> Plan:
     """The images a task copies, and what it refuses with a reason, in the order given."""
     images: list[Image] = []
@@ -264,7 +264,7 @@ async def _plan(
 
 
 async def _walk(
-    session: AsyncSession,
+    session: Session,
     user: User,
     task: CopyTask,
     root: File,
@@ -305,7 +305,7 @@ async def _walk(
         level += 1
 
 
-async def _copy_one(session: AsyncSession, user: User, image: Image, target: int) -> str:
+async def _copy_one(session: Session, user: User, image: Image, target: int) -> str:
     """Add one image to the target directory; returns why it could not be, or ``""``."""
     source = await disk.get(session, user, image.file_id)
     if source is None or source.blob_id is None:
@@ -351,7 +351,7 @@ async def _copy_one(session: AsyncSession, user: User, image: Image, target: int
     return ""
 
 
-async def _free_name(session: AsyncSession, user: User, parent_id: int, name: str) -> str:
+async def _free_name(session: Session, user: User, parent_id: int, name: str) -> str:
     if not await tree.name_taken(session, user.id, SPACE_OSS, parent_id, name):
         return name
     stem, _, ext = name.rpartition(".")

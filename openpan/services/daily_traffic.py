@@ -13,11 +13,11 @@ import logging
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import to_local, utcnow
 from openpan.db.engine import Database
 from openpan.db.models import DownloadTraffic
+from openpan.db.session import Session
 
 log = logging.getLogger("openpan.traffic")
 
@@ -68,7 +68,7 @@ class DailyTraffic:
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(FLUSH_DELAY * 5, self._start_flush, db)
 
-    async def used(self, session: AsyncSession, user_id: int, day: str) -> int:
+    async def used(self, session: Session, user_id: int, day: str) -> int:
         """Bytes sent to ``user_id`` on ``day``, counting those not written yet."""
         stored = await session.scalar(
             select(DownloadTraffic.bytes).where(
@@ -110,12 +110,12 @@ class DailyTraffic:
             log.error("download traffic not written at shutdown: %s", self._pending)
 
 
-async def _add_row(session: AsyncSession, user_id: int, day: str, sent: int) -> None:
+async def _add_row(session: Session, user_id: int, day: str, sent: int) -> None:
     where = (DownloadTraffic.user_id == user_id, DownloadTraffic.day == day)
     done = await session.execute(
         update(DownloadTraffic).where(*where).values(bytes=DownloadTraffic.bytes + sent)
     )
-    if done.rowcount == 1:  # type: ignore[attr-defined]
+    if done.rowcount == 1:
         return
     try:
         async with session.begin_nested():

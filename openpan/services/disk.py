@@ -15,13 +15,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, false, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from openpan.clock import utcnow
-from openpan.db import direct
 from openpan.db.engine import one_writer
 from openpan.db.models import SPACE_DISK, File, User, table_of
+from openpan.db.session import Session, hot
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
@@ -73,12 +72,12 @@ def category(entry: File) -> int:
 # Lookups --------------------------------------------------------------------------------------
 
 
-async def get(session: AsyncSession, user: User, file_id: int) -> File | None:
+async def get(session: Session, user: User, file_id: int) -> File | None:
     """A cloud-disk entry of this user (trashed or not); another user's is never found."""
     return await tree.get(session, user.id, SPACE_DISK, file_id)
 
 
-async def in_trash(session: AsyncSession, user: User, entry: File) -> bool:
+async def in_trash(session: Session, user: User, entry: File) -> bool:
     """Whether the entry is in the trash, itself or by way of a trashed directory above it."""
     current: File | None = entry
     for _ in range(10_000):
@@ -92,7 +91,7 @@ async def in_trash(session: AsyncSession, user: User, entry: File) -> bool:
     return True
 
 
-async def live(session: AsyncSession, user: User, field: str, file_id: int) -> File:
+async def live(session: Session, user: User, field: str, file_id: int) -> File:
     """An entry that exists, is this user's and is not in the trash; otherwise ``NotFound``."""
     entry = await get(session, user, file_id)
     if entry is None or await in_trash(session, user, entry):
@@ -100,7 +99,7 @@ async def live(session: AsyncSession, user: User, field: str, file_id: int) -> F
     return entry
 
 
-async def live_dir(session: AsyncSession, user: User, field: str, dir_id: int) -> int:
+async def live_dir(session: Session, user: User, field: str, dir_id: int) -> int:
     """The ID of a directory files can be put in (``0`` for the root), or ``NotFound``."""
     if dir_id == ROOT:
         return ROOT
@@ -111,7 +110,7 @@ async def live_dir(session: AsyncSession, user: User, field: str, dir_id: int) -
 
 
 async def _entries(
-    session: AsyncSession, user: User, field: str, file_ids: list[int]
+    session: Session, user: User, field: str, file_ids: list[int]
 ) -> list[File]:
     """The entries named, all of them this user's, in the order given; else ``NotFound``."""
     wanted = list(dict.fromkeys(file_ids))
@@ -129,7 +128,7 @@ async def _entries(
     return [by_id[i] for i in wanted]
 
 
-async def _free_name(session: AsyncSession, user: User, parent_id: int, name: str) -> str:
+async def _free_name(session: Session, user: User, parent_id: int, name: str) -> str:
     """``name`` if nothing live in the directory has it, else ``name(1).ext``, ``name(2).ext``…"""
     if not await tree.name_taken(session, user.id, SPACE_DISK, parent_id, name):
         return name
@@ -145,7 +144,7 @@ async def _free_name(session: AsyncSession, user: User, parent_id: int, name: st
     raise OpenpanError("filename 同名文件过多 (too many files with this name)")
 
 
-async def _flush_unique(session: AsyncSession, field: str) -> None:
+async def _flush_unique(session: Session, field: str) -> None:
     """Flush, turning a lost race on the unique-name index into the same answer as a clash."""
     try:
         await session.flush()
@@ -163,16 +162,18 @@ def quota_of(ctx: Context, user: User) -> int:
 
 _files = table_of(File)
 # Core, written once: every upload and download into the cloud disk asks.
-_SPACE_USED = select(func.coalesce(func.sum(_files.c.size), 0)).where(
-    _files.c.user_id == bindparam("user_id"),
-    _files.c.space == SPACE_DISK,
-    _files.c.is_dir.is_(False),
+_SPACE_USED = hot(
+    select(func.coalesce(func.sum(_files.c.size), 0)).where(
+        _files.c.user_id == bindparam("user_id"),
+        _files.c.space == SPACE_DISK,
+        _files.c.is_dir.is_(False),
+    )
 )
 
 
-async def space_used(session: AsyncSession, user: User) -> int:
+async def space_used(session: Session, user: User) -> int:
     """Bytes of every cloud-disk file of the user, the trash included."""
-    used = await direct.scalar(session, _SPACE_USED, {"user_id": user.id})
+    used = await session.scalar(_SPACE_USED, {"user_id": user.id})
     return int(used or 0)
 
 
@@ -183,7 +184,7 @@ async def check_space(ctx: Context, user: User, size: int) -> None:
     _within_quota(ctx, user, used, size)
 
 
-async def check_space_locked(session: AsyncSession, ctx: Context, user: User, size: int) -> None:
+async def check_space_locked(session: Session, ctx: Context, user: User, size: int) -> None:
     """``check_space`` inside the transaction that adds the file. The user's row is locked
     first, so uploads of one user racing on several processes are counted one after another."""
     if not one_writer(session):
@@ -203,7 +204,7 @@ def _within_quota(ctx: Context, user: User, used: int, size: int) -> None:
 # Directories ----------------------------------------------------------------------------------
 
 
-async def _mkdir_in(session: AsyncSession, user: User, parent_id: int, name: str) -> File:
+async def _mkdir_in(session: Session, user: User, parent_id: int, name: str) -> File:
     now = utcnow()
     entry = File(
         user_id=user.id,
@@ -282,7 +283,7 @@ def _search(query: _Query, text: str, exact: bool) -> _Query:
     return query.where(and_(*terms)) if terms else query
 
 
-async def _parent_names(session: AsyncSession, entries: list[File]) -> dict[int, str]:
+async def _parent_names(session: Session, entries: list[File]) -> dict[int, str]:
     wanted = {e.parent_id for e in entries if e.parent_id != ROOT}
     if not wanted:
         return {}
@@ -290,7 +291,7 @@ async def _parent_names(session: AsyncSession, entries: list[File]) -> dict[int,
     return {row.id: row.name for row in rows}
 
 
-async def _listable_dir(session: AsyncSession, user: User, dir_id: int) -> None:
+async def _listable_dir(session: Session, user: User, dir_id: int) -> None:
     # Listing a directory in the trash is allowed (that is how its contents are seen).
     if dir_id != ROOT:
         entry = await get(session, user, dir_id)
@@ -429,7 +430,7 @@ async def move(ctx: Context, user: User, file_ids: list[int], target_id: int) ->
         await _flush_unique(session, "toParentFileID")
 
 
-async def _rename_in(session: AsyncSession, user: User, file_id: int, name: str) -> File:
+async def _rename_in(session: Session, user: User, file_id: int, name: str) -> File:
     entry = await get(session, user, file_id)
     if entry is None or await in_trash(session, user, entry):
         raise NotFound(f"fileId 文件不存在 (no such file: {file_id})")
@@ -484,7 +485,7 @@ async def trash(ctx: Context, user: User, file_ids: list[int]) -> None:
                 entry.updated_at = now
 
 
-async def _restore(session: AsyncSession, user: User, entry: File, parent_id: int) -> None:
+async def _restore(session: Session, user: User, entry: File, parent_id: int) -> None:
     entry.name = await _free_name(session, user, parent_id, entry.name)
     entry.parent_id = parent_id
     entry.trashed = False

@@ -45,12 +45,10 @@ import aiohttp
 import httpx
 from sqlalchemy import Update, and_, bindparam, func, insert, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from yarl import URL
 
 from openpan import ids
 from openpan.clock import utcnow
-from openpan.db import direct
 from openpan.db.engine import dialect_name, insert_unless_taken, serialize
 from openpan.db.models import (
     SPACE_DISK,
@@ -61,6 +59,7 @@ from openpan.db.models import (
     from_row,
     table_of,
 )
+from openpan.db.session import Session, hot
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import Retry, enqueue, settle_current_job
 from openpan.services import blobs, callbacks, disk, oss, tree
@@ -105,10 +104,10 @@ _TASK_AND_USER = (
 # A file under a name no live entry of its directory holds; no row if one does (the common
 # case costs one statement, not a look and an insert).
 _INSERT_FILE_IF_FREE = {
-    dialect: statement.returning(_files.c.id)
+    dialect: hot(statement.returning(_files.c.id))
     for dialect, statement in insert_unless_taken(_files).items()
 }
-_INSERT_FILE = insert(_files).returning(_files.c.id)
+_INSERT_FILE = hot(insert(_files).returning(_files.c.id))
 
 # Download slots: a task holds one while ``active``. The limits, as SQL, so that a task's
 # creation and a task's end each decide in the statement that writes.
@@ -119,7 +118,7 @@ _FREE_SLOT = _HELD.scalar_subquery() < bindparam("max_active")
 # the new task needs looking at: every transaction that frees a slot admits (``admit``), which
 # leaves no waiting task that fits, so an older task of the user still waiting means the user
 # is at their limit.
-_INSERT_TASK = (
+_INSERT_TASK = hot(
     insert(_tasks)
     .values(
         active=and_(
@@ -132,7 +131,7 @@ _INSERT_TASK = (
 )
 # The oldest waiting task of a user below their limit, if a slot is free, takes it.
 _waiting = _tasks.alias("waiting")
-_ADMIT_ONE = (
+_ADMIT_ONE = hot(
     update(_tasks)
     .where(
         _tasks.c.id
@@ -164,18 +163,18 @@ _unfinished = or_(*(_tasks.c.status == status for status in UNFINISHED))
 def _task_update(columns: frozenset[str]) -> Update:
     """``UPDATE`` of these columns of task ``task_id`` while it is unfinished (values
     ``new_<column>``): one statement per set of columns, so each is compiled once."""
-    return (
+    return hot(
         update(_tasks)
         .where(_tasks.c.id == bindparam("task_id"), _unfinished)
         .values({name: bindparam(f"new_{name}", type_=_tasks.c[name].type) for name in columns})
     )
 
 
-async def _update_unfinished(session: AsyncSession, task_id: int, values: dict[str, Any]) -> int:
+async def _update_unfinished(session: Session, task_id: int, values: dict[str, Any]) -> int:
     """Write ``values`` to the task unless it has ended; how many rows changed (0 or 1)."""
     parameters = {f"new_{name}": value for name, value in values.items()}
     parameters["task_id"] = task_id
-    result = await direct.execute(session, _task_update(frozenset(values)), parameters)
+    result = await session.execute(_task_update(frozenset(values)), parameters)
     return int(result.rowcount)
 
 
@@ -226,7 +225,7 @@ def _check_file_name(space: str, name: str) -> str:
     return check_name("fileName", name)
 
 
-async def _creation_target(session: AsyncSession, user: User, space: str, target: int | str) -> int:
+async def _creation_target(session: Session, user: User, space: str, target: int | str) -> int:
     """The directory a new task will write into: its ID, or 0 for the default directory."""
     if space == SPACE_OSS:
         # "0" is how clients that send numbers say "the root".
@@ -269,8 +268,7 @@ async def create(
         await serialize(session, "offline.admit")
         now = utcnow()
         task_id, admitted = (
-            await direct.execute(
-                session,
+            await session.execute(
                 _INSERT_TASK,
                 {
                     "user_id": user.id,
@@ -305,7 +303,7 @@ async def get_task(ctx: Context, user: User, space: str, task_id: int) -> Offlin
 # Slots ------------------------------------------------------------------------------------------
 
 
-async def admit(session: AsyncSession, settings: Settings, at_most: int | None = None) -> int:
+async def admit(session: Session, settings: Settings, at_most: int | None = None) -> int:
     """Give free download slots to waiting tasks, oldest first, each user within their limit,
     and queue their jobs (in the caller's transaction); ``at_most`` that many. Returns how many
     were admitted."""
@@ -315,7 +313,7 @@ async def admit(session: AsyncSession, settings: Settings, at_most: int | None =
     values = _limits(settings)
     admitted = 0
     while at_most is None or admitted < at_most:
-        task_id = await direct.scalar(session, _ADMIT_ONE, values)
+        task_id = await session.scalar(_ADMIT_ONE, values)
         if task_id is None:
             break
         await enqueue(session, DOWNLOAD_JOB, {"task_id": task_id})
@@ -389,7 +387,7 @@ def _final_name(task: OfflineTask, sniffed: str | None) -> str:
 
 
 async def _next_free_name(
-    session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
+    session: Session, user_id: int, space: str, parent_id: int, name: str
 ) -> str:
     """For a ``name`` taken in the directory: the first of ``name(1).ext``, ``name(2).ext``...
     that is free."""
@@ -714,7 +712,7 @@ class _Download:
 
     async def _finish(
         self,
-        session: AsyncSession,
+        session: Session,
         status: int,
         *,
         reason: str = "",
@@ -1097,18 +1095,18 @@ class _Download:
                     "updated_at": now,
                 }
                 insert_if_free = _INSERT_FILE_IF_FREE[dialect_name(session)]
-                file_id = await direct.scalar(session, insert_if_free, row)
+                file_id = await session.scalar(insert_if_free, row)
                 if file_id is None:  # the name is taken: the first free "name(n).ext"
                     row["name"] = await _next_free_name(session, user.id, space, parent_id, name)
                     # Taken meanwhile by another process (PostgreSQL): the transaction fails
                     # and the task is retried.
-                    file_id = await direct.scalar(session, _INSERT_FILE, row)
+                    file_id = await session.scalar(_INSERT_FILE, row)
             if not await self._finish(session, SUCCEEDED, file_id=file_id, size=fetched.size):
                 # Ended meanwhile (this job ran twice): undo the file, keep the task as it is.
                 raise _AlreadyEnded()
         return file_id, stored
 
-    async def _commit_target(self, session: AsyncSession, user: User) -> int:
+    async def _commit_target(self, session: Session, user: User) -> int:
         """The directory the file goes into, now: the one asked for (if it still exists) or the
         default directory, made on first use."""
         task = self.task
@@ -1195,7 +1193,7 @@ class _AlreadyEnded(Exception):
     """The task ended while this run was committing (a job run twice)."""
 
 
-async def default_dir(session: AsyncSession, user_id: int, space: str) -> int:
+async def default_dir(session: Session, user_id: int, space: str) -> int:
     """The ``来自:离线下载`` directory in the root of a space, made on first use."""
     existing = await tree.name_holder(session, user_id, space, tree.ROOT, DEFAULT_DIR)
     if existing is not None and existing[1]:

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.models import SPACE_OSS, File, User
+from openpan.db.session import Session
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
@@ -29,7 +29,7 @@ class Listed:
     last_file_id: str
 
 
-async def resolve_dir(session: AsyncSession, user: User, field: str, oss_id: str) -> File | None:
+async def resolve_dir(session: Session, user: User, field: str, oss_id: str) -> File | None:
     """The directory an image-bed ID names (``None`` for the root), or ``NotFound``."""
     if oss_id == ROOT_ID:
         return None
@@ -39,13 +39,13 @@ async def resolve_dir(session: AsyncSession, user: User, field: str, oss_id: str
     return entry
 
 
-async def _by_oss_id(session: AsyncSession, user: User, oss_id: str) -> File | None:
+async def _by_oss_id(session: Session, user: User, oss_id: str) -> File | None:
     return await session.scalar(
         select(File).where(File.oss_id == oss_id, File.user_id == user.id, File.space == SPACE_OSS)
     )
 
 
-async def parent_names(session: AsyncSession, entries: list[File]) -> dict[int, str]:
+async def parent_names(session: Session, entries: list[File]) -> dict[int, str]:
     wanted = {e.parent_id for e in entries if e.parent_id != tree.ROOT}
     if not wanted:
         return {}
@@ -53,7 +53,7 @@ async def parent_names(session: AsyncSession, entries: list[File]) -> dict[int, 
     return {row.id: row.name for row in rows}
 
 
-async def parent_oss_ids(session: AsyncSession, entries: list[File]) -> dict[int, str]:
+async def parent_oss_ids(session: Session, entries: list[File]) -> dict[int, str]:
     wanted = {e.parent_id for e in entries if e.parent_id != tree.ROOT}
     if not wanted:
         return {}
@@ -141,7 +141,7 @@ async def detail(ctx: Context, user: User, oss_id: str) -> tuple[File, str]:
     return entry, names.get(entry.parent_id, "")
 
 
-async def _entries(session: AsyncSession, user: User, oss_ids: list[str]) -> list[File]:
+async def _entries(session: Session, user: User, oss_ids: list[str]) -> list[File]:
     found = (
         await session.scalars(
             select(File).where(
@@ -183,7 +183,7 @@ async def delete(ctx: Context, user: User, oss_ids: list[str]) -> None:
         await ctx.store.delete(key)
 
 
-async def _flush_unique(session: AsyncSession, field: str) -> None:
+async def _flush_unique(session: Session, field: str) -> None:
     """Flush, turning a lost race on the unique-name index into the same answer as a clash."""
     try:
         await session.flush()

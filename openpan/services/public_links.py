@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session as SyncSession
 
 from openpan.clock import epoch, utcnow
 from openpan.db.models import SPACE_OSS, Blob, File, User
+from openpan.db.session import Session
 
 if TYPE_CHECKING:  # the context holds a LinkCache, so only its type is needed here
     from openpan.services.context import Context
@@ -134,21 +134,21 @@ class LinkCache:
 _caches: weakref.WeakSet[LinkCache] = weakref.WeakSet()
 
 
-def files_removed(session: AsyncSession, file_ids: Iterable[int]) -> None:
+def files_removed(session: Session, file_ids: Iterable[int]) -> None:
     """Tell the link caches that ``file_ids`` go away when ``session``'s transaction commits."""
     session.info.setdefault(_REMOVED_KEY, set()).update(file_ids)
 
 
-@event.listens_for(Session, "after_commit")
-def _forget_after_commit(session: Session) -> None:
+@event.listens_for(SyncSession, "after_commit")
+def _forget_after_commit(session: SyncSession) -> None:
     removed = session.info.pop(_REMOVED_KEY, None)
     if removed:
         for cache in list(_caches):
             cache.forget_files(removed)
 
 
-@event.listens_for(Session, "after_rollback")
-def _nothing_removed(session: Session) -> None:
+@event.listens_for(SyncSession, "after_rollback")
+def _nothing_removed(session: SyncSession) -> None:
     session.info.pop(_REMOVED_KEY, None)
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan.clock import utcnow
-from openpan.db import direct
 from openpan.db.models import File, table_of
+from openpan.db.session import Session, hot
 from openpan.errors import OpenpanError
 from openpan.services import blobs, public_links
 
@@ -30,10 +29,10 @@ _NAMED = (
     _files.c.trashed.is_(False),
 )
 _NAME_TAKEN = select(File).where(*_NAMED)
-_NAME_HOLDER = select(_files.c.id, _files.c.is_dir).where(*_NAMED)
+_NAME_HOLDER = hot(select(_files.c.id, _files.c.is_dir).where(*_NAMED))
 
 
-async def get(session: AsyncSession, user_id: int, space: str, file_id: int) -> File | None:
+async def get(session: Session, user_id: int, space: str, file_id: int) -> File | None:
     """A live entry of this user in this space, by internal ID."""
     return await session.scalar(
         select(File).where(File.id == file_id, File.user_id == user_id, File.space == space)
@@ -41,7 +40,7 @@ async def get(session: AsyncSession, user_id: int, space: str, file_id: int) -> 
 
 
 async def name_taken(
-    session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
+    session: Session, user_id: int, space: str, parent_id: int, name: str
 ) -> File | None:
     """The live entry called ``name`` in a directory, if there is one."""
     named = {"user_id": user_id, "space": space, "parent_id": parent_id, "name": name}
@@ -49,17 +48,17 @@ async def name_taken(
 
 
 async def name_holder(
-    session: AsyncSession, user_id: int, space: str, parent_id: int, name: str
+    session: Session, user_id: int, space: str, parent_id: int, name: str
 ) -> tuple[int, bool] | None:
     """``(id, is_dir)`` of the live entry called ``name`` in a directory, if there is one:
     ``name_taken`` without loading the entry, for the paths every download takes."""
     named = {"user_id": user_id, "space": space, "parent_id": parent_id, "name": name}
-    row = (await direct.execute(session, _NAME_HOLDER, named)).first()
+    row = (await session.execute(_NAME_HOLDER, named)).first()
     return None if row is None else (row.id, row.is_dir)
 
 
 async def descendant_ids(
-    session: AsyncSession, user_id: int, space: str, root_id: int
+    session: Session, user_id: int, space: str, root_id: int
 ) -> list[int]:
     """IDs of everything below a directory (not the directory itself), breadth first."""
     found: list[int] = []
@@ -92,7 +91,7 @@ async def descendant_ids(
 
 
 async def is_inside(
-    session: AsyncSession, user_id: int, space: str, candidate_id: int, ancestor_id: int
+    session: Session, user_id: int, space: str, candidate_id: int, ancestor_id: int
 ) -> bool:
     """Whether directory ``candidate_id`` is ``ancestor_id`` or lies below it."""
     current = candidate_id
@@ -113,7 +112,7 @@ async def is_inside(
 
 
 async def move_entries(
-    session: AsyncSession,
+    session: Session,
     user_id: int,
     space: str,
     entries: list[File],
@@ -145,7 +144,7 @@ async def move_entries(
         entry.updated_at = now
 
 
-async def delete_entries(session: AsyncSession, entries: list[File]) -> list[str]:
+async def delete_entries(session: Session, entries: list[File]) -> list[str]:
     """Delete entries (directories with all they contain). Returns blob keys to remove after
     the transaction commits."""
     doomed: set[int] = set()

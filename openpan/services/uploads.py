@@ -21,11 +21,11 @@ from pathlib import Path
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan import ids
 from openpan.clock import epoch, utcnow
 from openpan.db.models import SPACE_DISK, SPACE_OSS, File, UploadSession, User
+from openpan.db.session import Session
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import blobs, disk, links, tree
@@ -162,7 +162,7 @@ def _new_file(
 
 
 async def _claim_name(
-    session: AsyncSession, user: User, space: str, parent_id: int, name: str, duplicate: int
+    session: Session, user: User, space: str, parent_id: int, name: str, duplicate: int
 ) -> tuple[str, list[File]]:
     """The name the new file gets, and entries to delete for it (overwrite)."""
     existing = await tree.name_taken(session, user.id, space, parent_id, name)
@@ -176,7 +176,7 @@ async def _claim_name(
 
 
 async def _free_name(
-    session: AsyncSession, user: User, space: str, parent_id: int, name: str
+    session: Session, user: User, space: str, parent_id: int, name: str
 ) -> str:
     """``name(1).ext``, ``name(2).ext``, ... : the first one not taken."""
     stem, dot, ext = name.rpartition(".")
@@ -190,7 +190,7 @@ async def _free_name(
 
 
 async def _session_of(
-    session: AsyncSession, user: User, upload_id: str, space: str
+    session: Session, user: User, upload_id: str, space: str
 ) -> UploadSession:
     upload = await session.get(UploadSession, upload_id)
     if upload is None or upload.user_id != user.id or upload.space != space:
@@ -293,7 +293,7 @@ async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Comp
             .where(UploadSession.id == upload.id, UploadSession.status == "open")
             .values(status="verifying")
         )
-        if started.rowcount != 1:  # type: ignore[attr-defined]
+        if started.rowcount != 1:
             # A parallel complete got here first; answer as it will.
             return Completion(completed=False, is_async=True, file=None)
         # Small uploads are verified in this request; their job is the safety net that finishes

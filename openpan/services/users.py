@@ -9,12 +9,12 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.models import AccessToken, User
+from openpan.db.session import Session
 from openpan.errors import OpenpanError
 from openpan.services.public_links import domain_host
 
@@ -69,7 +69,7 @@ async def list_users(db: Database) -> list[User]:
         return list((await session.scalars(select(User).order_by(User.id))).all())
 
 
-async def get_by_name(session: AsyncSession, name: str) -> User:
+async def get_by_name(session: Session, name: str) -> User:
     user = await session.scalar(select(User).where(User.name == name))
     if user is None:
         raise OpenpanError(f"no user named {name!r}")
@@ -120,7 +120,7 @@ async def update_user(
         return user
 
 
-async def _check_domain_free(session: AsyncSession, user_id: int, domain: str) -> None:
+async def _check_domain_free(session: Session, user_id: int, domain: str) -> None:
     """A custom domain serves one user's links, so two users cannot share one."""
     host = domain_host(domain)
     if not host:
