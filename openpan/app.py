@@ -14,6 +14,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.migrate import upgrade
 from openpan.db.models import Job
+from openpan.db.statuses import JobStatus
 from openpan.jobs.roles import Role, default_role, make_runner
 from openpan.services import callbacks, copy_tasks, offline, tokens, uploads
 from openpan.services.context import Context
@@ -72,7 +73,9 @@ async def sweep(ctx: Context) -> None:
     await ctx.store.cleanup_temp(older_than=24 * 3600)
     async with ctx.db.write() as session:
         await session.execute(
-            delete(Job).where(Job.status == "done", Job.updated_at < utcnow() - timedelta(days=1))
+            delete(Job).where(
+                Job.status == JobStatus.DONE, Job.updated_at < utcnow() - timedelta(days=1)
+            )
         )
 
 

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from openpan.api.params import Params
 from openpan.api.routing import context, endpoint
 from openpan.db.models import SPACE_DISK, SPACE_OSS, OfflineTask, User
+from openpan.db.statuses import OfflineStatus
 from openpan.services import offline
 
 ID_LEN = 64
@@ -40,7 +41,11 @@ def _task_id(params: Params) -> int:
 def _reason(task: OfflineTask) -> dict[str, str]:
     # Not in the real service's answer: what went wrong (failed) or is being retried (3), the
     # same text the callback's failReason carries. An extra field breaks no client.
-    return {"failReason": task.fail_reason if task.status in (1, 3) else ""}
+    return {
+        "failReason": task.fail_reason
+        if task.status in (OfflineStatus.FAILED, OfflineStatus.RETRYING)
+        else ""
+    }
 
 
 @endpoint("/api/v1/offline/download")

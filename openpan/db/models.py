@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.orm.attributes import manager_of_class
 
+from openpan.db.statuses import CopyStatus, FileStatus, JobStatus, OfflineStatus, UploadStatus
+
 # Named constraints so migrations can refer to them on both databases.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -153,7 +155,7 @@ class File(Base):
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     etag: Mapped[str] = mapped_column(String(32), default="")
     ext: Mapped[str] = mapped_column(String(32), default="")
-    status: Mapped[int] = mapped_column(Integer, default=2)
+    status: Mapped[int] = mapped_column(Integer, default=FileStatus.APPROVED)
     trashed: Mapped[bool] = mapped_column(Boolean, default=False)
     trashed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     total_traffic: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -176,7 +178,7 @@ class UploadSession(Base):
     duplicate: Mapped[int] = mapped_column(Integer, default=0)
     api_version: Mapped[int] = mapped_column(Integer, default=1)
     # open → verifying → done | failed
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=UploadStatus.OPEN)
     file_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
@@ -191,7 +193,7 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text, default="{}")
     # queued → running → done | failed
-    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[datetime] = mapped_column(DateTime)
     locked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -211,7 +213,7 @@ class CopyTask(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     target_parent_id: Mapped[int] = mapped_column(BigInteger, default=0)
     source_ids: Mapped[str] = mapped_column(Text, default="[]")
-    status: Mapped[int] = mapped_column(Integer, default=4)
+    status: Mapped[int] = mapped_column(Integer, default=CopyStatus.WAITING)
     fail_msg: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
@@ -249,7 +251,7 @@ class OfflineTask(Base):
     file_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     target_parent_id: Mapped[int] = mapped_column(BigInteger, default=0)
     callback_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    status: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[int] = mapped_column(Integer, default=OfflineStatus.RUNNING)
     process: Mapped[float] = mapped_column(Float, default=0.0)
     bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_total: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

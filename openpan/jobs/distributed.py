@@ -45,6 +45,7 @@ from sqlalchemy import select, update
 from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.models import Job
+from openpan.db.statuses import JobStatus
 from openpan.jobs.runner import Handler, Retry
 
 log = logging.getLogger("openpan.jobs")
@@ -205,7 +206,7 @@ class DistributedRunner:
             rows = (
                 await session.execute(
                     select(Job.id, Job.kind)
-                    .where(Job.status == "queued", Job.run_after <= utcnow())
+                    .where(Job.status == JobStatus.QUEUED, Job.run_after <= utcnow())
                     .order_by(Job.run_after, Job.id)
                     .limit(RELAY_BATCH)
                     .with_for_update(skip_locked=True)
@@ -223,8 +224,8 @@ class DistributedRunner:
             if ids:
                 await session.execute(
                     update(Job)
-                    .where(Job.id.in_(ids), Job.status == "queued")
-                    .values(status="relayed", updated_at=utcnow())
+                    .where(Job.id.in_(ids), Job.status == JobStatus.QUEUED)
+                    .values(status=JobStatus.RELAYED, updated_at=utcnow())
                 )
         return len(ids)
 
@@ -274,11 +275,13 @@ class DistributedRunner:
         job, token = claimed
         handler = self._handlers.get(job.kind)
         if handler is None:
-            await self._finish(job, token, "failed", 0, f"no handler for job kind {job.kind!r}")
+            await self._finish(
+                job, token, JobStatus.FAILED, 0, f"no handler for job kind {job.kind!r}"
+            )
             return
         outcome = await self._execute(job, handler)
         await self._finish(job, token, *outcome)
-        if outcome[0] == "queued":
+        if outcome[0] == JobStatus.QUEUED:
             self._wake.set()
 
     async def _execute(self, job: Job, handler: Handler) -> tuple[str, float, str | None]:
@@ -294,28 +297,28 @@ class DistributedRunner:
             with contextlib.suppress(BaseException):
                 await run
             log.info("job %s (%s) handed back at shutdown", job.id, job.kind)
-            return "queued", 0.0, "handed back at worker shutdown"
+            return JobStatus.QUEUED, 0.0, "handed back at worker shutdown"
         try:
             run.result()
         except Retry as retry:
-            return "queued", retry.delay, str(retry) or None
+            return JobStatus.QUEUED, retry.delay, str(retry) or None
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.kind)
             error = f"{type(exc).__name__}: {exc}"
             if job.attempts < self.max_attempts:
-                return "queued", min(60.0, 2.0**job.attempts), error
-            return "failed", 0.0, error
-        return "done", 0.0, None
+                return JobStatus.QUEUED, min(60.0, 2.0**job.attempts), error
+            return JobStatus.FAILED, 0.0, error
+        return JobStatus.DONE, 0.0, None
 
     async def _claim(self, job_id: int) -> tuple[Job, datetime] | None:
         now = utcnow()
         async with self.db.write() as session:
             job = await session.get(Job, job_id, with_for_update=True)
-            if job is None or job.status in ("done", "failed"):
+            if job is None or job.status in (JobStatus.DONE, JobStatus.FAILED):
                 return None
-            if job.status == "queued" and job.run_after > now:
+            if job.status == JobStatus.QUEUED and job.run_after > now:
                 return None  # waiting out a retry delay; the relay hands it over when due
-            job.status = "running"
+            job.status = JobStatus.RUNNING
             job.attempts += 1
             job.locked_at = now
             job.updated_at = now
@@ -329,7 +332,7 @@ class DistributedRunner:
             # gave to another worker must not overwrite that worker's outcome.
             await session.execute(
                 update(Job)
-                .where(Job.id == job.id, Job.status == "running", Job.locked_at == token)
+                .where(Job.id == job.id, Job.status == JobStatus.RUNNING, Job.locked_at == token)
                 .values(
                     status=status,
                     run_after=utcnow() + timedelta(seconds=delay),

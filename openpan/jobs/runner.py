@@ -26,6 +26,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.models import Job, table_of
 from openpan.db.session import Session, hot
+from openpan.db.statuses import JobStatus
 
 log = logging.getLogger("openpan.jobs")
 
@@ -80,7 +81,7 @@ async def enqueue(session: Session, kind: str, payload: dict[str, Any], delay: f
     values = {
         "kind": kind,
         "payload": text,
-        "status": "running" if take else "queued",
+        "status": JobStatus.RUNNING if take else JobStatus.QUEUED,
         "attempts": 1 if take else 0,
         "run_after": now + timedelta(seconds=delay),
         "locked_at": now if take else None,
@@ -140,7 +141,7 @@ async def settle_current_job(session: Session) -> None:
     running = _running.get()
     if running is None:
         return
-    await _settle(session, running.job_id, "done", 0.0, None)
+    await _settle(session, running.job_id, JobStatus.DONE, 0.0, None)
     _on_commit(session, lambda: setattr(running, "settled", True))
 
 
@@ -168,7 +169,7 @@ async def _settle(
 _oldest_due = (
     select(_jobs.c.id)
     .where(
-        _jobs.c.status == "queued",
+        _jobs.c.status == JobStatus.QUEUED,
         _jobs.c.run_after <= bindparam("now"),
         _jobs.c.kind.in_(bindparam("kinds", expanding=True)),
     )
@@ -178,12 +179,12 @@ _oldest_due = (
     .scalar_subquery()
 )
 _SOONEST = select(func.min(_jobs.c.run_after)).where(
-    _jobs.c.status == "queued", _jobs.c.kind.in_(bindparam("kinds", expanding=True))
+    _jobs.c.status == JobStatus.QUEUED, _jobs.c.kind.in_(bindparam("kinds", expanding=True))
 )
 _CLAIM = (
     update(_jobs)
-    .where(_jobs.c.id == _oldest_due, _jobs.c.status == "queued")
-    .values(status="running", locked_at=bindparam("now"), attempts=_jobs.c.attempts + 1)
+    .where(_jobs.c.id == _oldest_due, _jobs.c.status == JobStatus.QUEUED)
+    .values(status=JobStatus.RUNNING, locked_at=bindparam("now"), attempts=_jobs.c.attempts + 1)
     .returning(_jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts)
 )
 
@@ -279,7 +280,9 @@ class InProcessRunner:
     async def start(self) -> None:
         async with self.db.write() as session:
             await session.execute(
-                update(Job).where(Job.status == "running").values(status="queued", locked_at=None)
+                update(Job)
+                .where(Job.status == JobStatus.RUNNING)
+                .values(status=JobStatus.QUEUED, locked_at=None)
             )
         self._stopping = False
         self._tasks = [asyncio.create_task(self._worker(None)) for _ in range(self.workers)]
@@ -372,7 +375,7 @@ class InProcessRunner:
         worker, if any, and whether it queued more work of this lane (which the worker then
         claims without looking first)."""
         handler = self._handlers[job.kind]
-        status, delay, error = "done", 0.0, None
+        status, delay, error = JobStatus.DONE, 0.0, None
         running = _Running(job.id, job.kind, lane, asyncio.current_task())
         token = _running.set(running)
         try:
@@ -380,16 +383,16 @@ class InProcessRunner:
             if running.settled:
                 return running.next, running.claim_next
         except Retry as retry:
-            status, delay, error = "queued", retry.delay, str(retry) or None
+            status, delay, error = JobStatus.QUEUED, retry.delay, str(retry) or None
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.kind)
             error = f"{type(exc).__name__}: {exc}"
             if job.attempts < self.max_attempts:
-                status, delay = "queued", min(60.0, 2.0**job.attempts)
+                status, delay = JobStatus.QUEUED, min(60.0, 2.0**job.attempts)
             else:
-                status = "failed"
+                status = JobStatus.FAILED
         finally:
             _running.reset(token)
         try:
@@ -398,6 +401,6 @@ class InProcessRunner:
         except Exception:  # left running; put back at the next start, as after a crash
             log.exception("recording the outcome of job %s failed", job.id)
             return running.next, running.claim_next
-        if status == "queued":
+        if status == JobStatus.QUEUED:
             self.notify(job.kind)
         return running.next, running.claim_next

@@ -26,6 +26,7 @@ from yarl import URL
 
 from openpan.db.engine import Database
 from openpan.db.models import SPACE_OSS, File, OfflineTask, User
+from openpan.db.statuses import OfflineStatus
 from openpan.jobs.runner import Retry
 from openpan.services.context import Context
 from openpan.services.fetch_guard import DestinationRefused, GuardedSession
@@ -45,7 +46,7 @@ def sign(secret: str, body: bytes) -> str:
 def body_of(task: OfflineTask, file: File | None) -> bytes:
     """The callback body. ``fileID`` is a number for the cloud disk and an opaque string for the
     image bed (each space's own ID type); 0 or ``""`` when the task failed."""
-    succeeded = task.status == 2 and file is not None
+    succeeded = task.status == OfflineStatus.SUCCEEDED and file is not None
     if task.space == SPACE_OSS:
         file_id: int | str = (file.oss_id or "") if succeeded and file else ""
     else:

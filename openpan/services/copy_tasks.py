@@ -26,6 +26,7 @@ from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.models import SPACE_DISK, SPACE_OSS, CopyFailure, CopyTask, File, User
 from openpan.db.session import Session
+from openpan.db.statuses import CopyStatus, FileStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import blobs, disk, oss, tree
@@ -40,8 +41,7 @@ MAX_IMAGES = 1000
 MAX_DEPTH = 15
 MAX_SOURCES = 100
 
-RUNNING, DONE, FAILED, WAITING = 1, 2, 3, 4
-UNFINISHED = (RUNNING, WAITING)
+UNFINISHED = (CopyStatus.RUNNING, CopyStatus.WAITING)
 
 
 @dataclass
@@ -103,7 +103,7 @@ async def create(ctx: Context, user: User, file_ids: list[int], target_oss_id: s
             user_id=user.id,
             target_parent_id=target.id if target else tree.ROOT,
             source_ids=json.dumps(sources),
-            status=WAITING,
+            status=CopyStatus.WAITING,
             fail_msg="",
             created_at=now,
             updated_at=now,
@@ -156,20 +156,20 @@ async def run_job(ctx: Context, payload: dict[str, object]) -> None:
     task_id = str(payload["task_id"])
     async with ctx.db.write() as session:
         task = await session.get(CopyTask, task_id)
-        if task is None or task.status in (DONE, FAILED):
+        if task is None or CopyStatus(task.status).finished:
             return
         # From the start each time: a run cut off by a restart left nothing it would not redo.
-        task.status = RUNNING
+        task.status = CopyStatus.RUNNING
         task.updated_at = utcnow()
         await session.execute(delete(CopyFailure).where(CopyFailure.task_id == task_id))
-    outcome, message = DONE, ""
+    outcome, message = CopyStatus.DONE, ""
     try:
         await _copy(ctx, task)
     except OpenpanError as exc:
-        outcome, message = FAILED, exc.message
+        outcome, message = CopyStatus.FAILED, exc.message
     except Exception:
         log.exception("copy task %s failed", task_id)
-        outcome, message = FAILED, "复制失败: 服务内部错误 (internal error)"
+        outcome, message = CopyStatus.FAILED, "复制失败: 服务内部错误 (internal error)"
     async with ctx.db.write() as session:
         await session.scalar(select(User.id).where(User.id == task.user_id).with_for_update())
         current = await session.get(CopyTask, task_id)
@@ -179,7 +179,7 @@ async def run_job(ctx: Context, payload: dict[str, object]) -> None:
             current.updated_at = utcnow()
         following = await session.scalar(
             select(CopyTask.id)
-            .where(CopyTask.user_id == task.user_id, CopyTask.status == WAITING)
+            .where(CopyTask.user_id == task.user_id, CopyTask.status == CopyStatus.WAITING)
             .order_by(CopyTask.id)
             .limit(1)
         )
@@ -328,7 +328,7 @@ async def _copy_one(session: Session, user: User, image: Image, target: int) -> 
         check_image_name("filename", source.name)
     except FieldError as exc:
         return exc.message
-    name = await _free_name(session, user, target, source.name)
+    name = await tree.free_name(session, user.id, SPACE_OSS, target, source.name)
     await blobs.acquire_by_id(session, source.blob_id)
     session.add(
         File(
@@ -342,23 +342,10 @@ async def _copy_one(session: Session, user: User, image: Image, target: int) -> 
             size=source.size,
             etag=source.etag,
             ext=source.ext,
-            status=2,
+            status=FileStatus.APPROVED,
             created_at=now,
             updated_at=now,
         )
     )
     await session.flush()
     return ""
-
-
-async def _free_name(session: Session, user: User, parent_id: int, name: str) -> str:
-    if not await tree.name_taken(session, user.id, SPACE_OSS, parent_id, name):
-        return name
-    stem, _, ext = name.rpartition(".")
-    for number in range(1, 10_000):
-        candidate = f"{stem}({number}).{ext}"
-        if len(candidate) < 255 and not await tree.name_taken(
-            session, user.id, SPACE_OSS, parent_id, candidate
-        ):
-            return candidate
-    raise OpenpanError("filename 同名文件过多 (too many files with this name)")

@@ -21,6 +21,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import one_writer
 from openpan.db.models import SPACE_DISK, File, User, table_of
 from openpan.db.session import Session, hot
+from openpan.db.statuses import FileStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
@@ -109,9 +110,7 @@ async def live_dir(session: Session, user: User, field: str, dir_id: int) -> int
     return entry.id
 
 
-async def _entries(
-    session: Session, user: User, field: str, file_ids: list[int]
-) -> list[File]:
+async def _entries(session: Session, user: User, field: str, file_ids: list[int]) -> list[File]:
     """The entries named, all of them this user's, in the order given; else ``NotFound``."""
     wanted = list(dict.fromkeys(file_ids))
     found = (
@@ -126,22 +125,6 @@ async def _entries(
     if missing:
         raise NotFound(f"{field} 文件不存在 (no such file: {', '.join(missing[:5])})")
     return [by_id[i] for i in wanted]
-
-
-async def _free_name(session: Session, user: User, parent_id: int, name: str) -> str:
-    """``name`` if nothing live in the directory has it, else ``name(1).ext``, ``name(2).ext``…"""
-    if not await tree.name_taken(session, user.id, SPACE_DISK, parent_id, name):
-        return name
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, dot, ext = name, "", ""
-    for number in range(1, 10_000):
-        candidate = f"{stem}({number}){dot}{ext}"
-        if len(candidate) < 255 and not await tree.name_taken(
-            session, user.id, SPACE_DISK, parent_id, candidate
-        ):
-            return candidate
-    raise OpenpanError("filename 同名文件过多 (too many files with this name)")
 
 
 async def _flush_unique(session: Session, field: str) -> None:
@@ -212,7 +195,7 @@ async def _mkdir_in(session: Session, user: User, parent_id: int, name: str) -> 
         parent_id=parent_id,
         name=name,
         is_dir=True,
-        status=0,
+        status=FileStatus.DIRECTORY,
         created_at=now,
         updated_at=now,
     )
@@ -486,7 +469,7 @@ async def trash(ctx: Context, user: User, file_ids: list[int]) -> None:
 
 
 async def _restore(session: Session, user: User, entry: File, parent_id: int) -> None:
-    entry.name = await _free_name(session, user, parent_id, entry.name)
+    entry.name = await tree.free_name(session, user.id, SPACE_DISK, parent_id, entry.name)
     entry.parent_id = parent_id
     entry.trashed = False
     entry.trashed_at = None

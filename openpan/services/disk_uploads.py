@@ -13,6 +13,7 @@ import anyio
 
 from openpan.clock import utcnow
 from openpan.db.models import SPACE_DISK, File, UploadSession, User
+from openpan.db.statuses import UploadStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import disk, tree, uploads
 from openpan.services.context import Context
@@ -83,7 +84,7 @@ async def receive_slice(
         raise NotFound("preuploadID 上传任务不存在或已过期 (no such upload)")
     if upload.expires_at <= utcnow():
         raise NotFound("preuploadID 上传任务已过期 (upload expired)")
-    if upload.status != "open":
+    if upload.status != UploadStatus.OPEN:
         raise OpenpanError("preuploadID 上传已提交, 不能再上传分片 (upload already completed)")
     count = uploads.part_count(upload.size, upload.slice_size)
     if number > count:

@@ -36,6 +36,17 @@ def extension(name: str) -> str:
     return ext.lower() if dot and stem else ""
 
 
+def numbered(name: str, number: int) -> str:
+    """``name`` with ``(number)`` before its extension: ``cat.png`` → ``cat(2).png``, ``notes``
+    → ``notes(2)``, ``.profile`` → ``.profile(2)``. The stem is shortened where the result would
+    otherwise be too long a name (``check_name``), so the result is always a valid name."""
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, dot, ext = name, "", ""
+    suffix = f"({number}){dot}{ext}"
+    return stem[: MAX_NAME - 1 - len(suffix)] + suffix
+
+
 def check_image_name(field: str, name: str) -> str:
     """A valid name whose extension is one the image bed accepts."""
     check_name(field, name)

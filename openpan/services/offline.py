@@ -386,22 +386,6 @@ def _final_name(task: OfflineTask, sniffed: str | None) -> str:
     return name[: MAX_NAME - 1 - len(suffix)] + suffix
 
 
-async def _next_free_name(
-    session: Session, user_id: int, space: str, parent_id: int, name: str
-) -> str:
-    """For a ``name`` taken in the directory: the first of ``name(1).ext``, ``name(2).ext``...
-    that is free."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, dot, ext = name, "", ""
-    for number in range(1, 100_000):
-        suffix = f"({number}){dot}{ext}"
-        candidate = stem[: MAX_NAME - 1 - len(suffix)] + suffix
-        if await tree.name_holder(session, user_id, space, parent_id, candidate) is None:
-            return candidate
-    raise OpenpanError("fileName 同名文件过多 (too many files with this name)")
-
-
 # The download job -------------------------------------------------------------------------------
 
 
@@ -1097,7 +1081,9 @@ class _Download:
                 insert_if_free = _INSERT_FILE_IF_FREE[dialect_name(session)]
                 file_id = await session.scalar(insert_if_free, row)
                 if file_id is None:  # the name is taken: the first free "name(n).ext"
-                    row["name"] = await _next_free_name(session, user.id, space, parent_id, name)
+                    row["name"] = await tree.free_name(
+                        session, user.id, space, parent_id, name, "fileName"
+                    )
                     # Taken meanwhile by another process (PostgreSQL): the transaction fails
                     # and the task is retried.
                     file_id = await session.scalar(_INSERT_FILE, row)

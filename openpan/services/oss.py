@@ -12,6 +12,7 @@ from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.models import SPACE_OSS, File, User
 from openpan.db.session import Session
+from openpan.db.statuses import FileStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
@@ -82,7 +83,7 @@ async def mkdir(ctx: Context, user: User, parent_oss_id: str, names: list[str]) 
                 parent_id=parent_id,
                 name=name,
                 is_dir=True,
-                status=0,
+                status=FileStatus.DIRECTORY,
                 created_at=now,
                 updated_at=now,
             )

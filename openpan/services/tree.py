@@ -15,6 +15,7 @@ from openpan.db.models import File, table_of
 from openpan.db.session import Session, hot
 from openpan.errors import OpenpanError
 from openpan.services import blobs, public_links
+from openpan.services.names import numbered
 
 ROOT = 0
 MAX_DEPTH = 64
@@ -57,9 +58,30 @@ async def name_holder(
     return None if row is None else (row.id, row.is_dir)
 
 
-async def descendant_ids(
-    session: Session, user_id: int, space: str, root_id: int
-) -> list[int]:
+# How many numbered names ``free_name`` tries before it gives up.
+MAX_NUMBERED = 10_000
+
+
+async def free_name(
+    session: Session,
+    user_id: int,
+    space: str,
+    parent_id: int,
+    name: str,
+    field: str = "filename",
+) -> str:
+    """``name`` if no live entry of the directory holds it, else the first free of
+    ``name(1).ext``, ``name(2).ext``… (``names.numbered``): the one rule for "keep both"."""
+    if await name_holder(session, user_id, space, parent_id, name) is None:
+        return name
+    for number in range(1, MAX_NUMBERED + 1):
+        candidate = numbered(name, number)
+        if await name_holder(session, user_id, space, parent_id, candidate) is None:
+            return candidate
+    raise OpenpanError(f"{field} 同名文件过多 (too many files with this name)")
+
+
+async def descendant_ids(session: Session, user_id: int, space: str, root_id: int) -> list[int]:
     """IDs of everything below a directory (not the directory itself), breadth first."""
     found: list[int] = []
     frontier = [root_id]

@@ -26,6 +26,7 @@ from openpan import ids
 from openpan.clock import epoch, utcnow
 from openpan.db.models import SPACE_DISK, SPACE_OSS, File, UploadSession, User
 from openpan.db.session import Session
+from openpan.db.statuses import FileStatus, UploadStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import blobs, disk, links, tree
@@ -126,7 +127,7 @@ async def create(
                 slice_size=slice_size,
                 duplicate=duplicate,
                 api_version=api_version,
-                status="open",
+                status=UploadStatus.OPEN,
                 created_at=now,
                 expires_at=now + timedelta(seconds=ctx.settings.upload_session_ttl),
             )
@@ -155,7 +156,7 @@ def _new_file(
         size=size,
         etag=etag,
         ext=extension(name),
-        status=2,
+        status=FileStatus.APPROVED,
         created_at=now,
         updated_at=now,
     )
@@ -171,27 +172,11 @@ async def _claim_name(
     if duplicate == DUPLICATE_OVERWRITE and not existing.is_dir:
         return name, [existing]
     if duplicate == DUPLICATE_KEEP_BOTH:
-        return await _free_name(session, user, space, parent_id, name), []
+        return await tree.free_name(session, user.id, space, parent_id, name), []
     raise OpenpanError(f"filename 该目录下已存在同名文件: {name} (name already exists)")
 
 
-async def _free_name(
-    session: Session, user: User, space: str, parent_id: int, name: str
-) -> str:
-    """``name(1).ext``, ``name(2).ext``, ... : the first one not taken."""
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        stem, dot, ext = name, "", ""
-    for number in range(1, 10_000):
-        candidate = f"{stem}({number}){dot}{ext}"
-        if not await tree.name_taken(session, user.id, space, parent_id, candidate):
-            return candidate
-    raise OpenpanError("filename 同名文件过多 (too many files with this name)")
-
-
-async def _session_of(
-    session: Session, user: User, upload_id: str, space: str
-) -> UploadSession:
+async def _session_of(session: Session, user: User, upload_id: str, space: str) -> UploadSession:
     upload = await session.get(UploadSession, upload_id)
     if upload is None or upload.user_id != user.id or upload.space != space:
         raise NotFound("preuploadID 上传任务不存在或已过期 (no such upload)")
@@ -221,7 +206,7 @@ async def upload_url(
 def _check_open(upload: UploadSession) -> None:
     if upload.expires_at <= utcnow():
         raise NotFound("preuploadID 上传任务已过期 (upload expired)")
-    if upload.status != "open":
+    if upload.status != UploadStatus.OPEN:
         raise OpenpanError("preuploadID 上传已提交, 不能再上传分片 (upload already completed)")
 
 
@@ -270,7 +255,7 @@ async def receive_slice(
 async def list_parts(ctx: Context, user: User, upload_id: str, space: str) -> list[PartInfo]:
     async with ctx.db.read() as session:
         upload = await _session_of(session, user, upload_id, space)
-    if upload.status in ("done", "failed"):
+    if upload.status in (UploadStatus.DONE, UploadStatus.FAILED):
         return []
     return await ctx.store.list_parts(upload.id, upload.slice_size)
 
@@ -279,7 +264,7 @@ async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Comp
     """Finish an upload: verified now when small, in the background (``async``) when large."""
     async with ctx.db.read() as session:
         upload = await _session_of(session, user, upload_id, space)
-    if upload.status in ("done", "verifying", "failed"):
+    if upload.status in (UploadStatus.DONE, UploadStatus.VERIFYING, UploadStatus.FAILED):
         return await result(ctx, user, upload_id, space)
     _check_open(upload)
     count = part_count(upload.size, upload.slice_size)
@@ -290,8 +275,8 @@ async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Comp
     async with ctx.db.write() as session:
         started = await session.execute(
             update(UploadSession)
-            .where(UploadSession.id == upload.id, UploadSession.status == "open")
-            .values(status="verifying")
+            .where(UploadSession.id == upload.id, UploadSession.status == UploadStatus.OPEN)
+            .values(status=UploadStatus.VERIFYING)
         )
         if started.rowcount != 1:
             # A parallel complete got here first; answer as it will.
@@ -313,9 +298,9 @@ async def result(ctx: Context, user: User, upload_id: str, space: str) -> Comple
     """Where an upload stands (``upload_async_result``)."""
     async with ctx.db.read() as session:
         upload = await _session_of(session, user, upload_id, space)
-        if upload.status == "failed":
+        if upload.status == UploadStatus.FAILED:
             raise OpenpanError(upload.error or "上传失败 (upload failed)")
-        if upload.status != "done" or upload.file_id is None:
+        if upload.status != UploadStatus.DONE or upload.file_id is None:
             return Completion(completed=False, is_async=True, file=None)
         file = await session.get(File, upload.file_id)
     return Completion(completed=file is not None, is_async=False, file=file)
@@ -345,7 +330,7 @@ _finishing: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDi
 async def _finish(ctx: Context, upload_id: str) -> None:
     async with ctx.db.read() as session:
         upload = await session.get(UploadSession, upload_id)
-    if upload is None or upload.status != "verifying":
+    if upload is None or upload.status != UploadStatus.VERIFYING:
         return
     key = _blob_key(upload)
     if not await ctx.store.exists(key):
@@ -379,7 +364,7 @@ async def _finish(ctx: Context, upload_id: str) -> None:
     try:
         async with ctx.db.write() as session:
             current = await session.get(UploadSession, upload_id)
-            if current is None or current.status != "verifying":
+            if current is None or current.status != UploadStatus.VERIFYING:
                 return
             user = await session.get(User, current.user_id)
             assert user is not None
@@ -409,7 +394,7 @@ async def _finish(ctx: Context, upload_id: str) -> None:
                 raise OpenpanError(
                     f"filename 该目录下已存在同名文件: {current.name} (name already exists)"
                 ) from exc
-            current.status = "done"
+            current.status = UploadStatus.DONE
             current.file_id = file.id
     except OpenpanError as exc:
         await ctx.store.delete(key)
@@ -460,15 +445,15 @@ async def adopt_file(
 async def _fail(ctx: Context, upload: UploadSession, reason: str) -> None:
     # The slices go first, so that once the failure can be seen nothing of the upload is left
     # (the other way round, a client could read the failure while the slices were still there).
-    # A session that has left "verifying" meanwhile (another process finished it) has no
+    # A session that has left UploadStatus.VERIFYING meanwhile (another process finished it) has no
     # slices left to remove; one cut off here by a crash is still verifying, and its finish job
     # fails again, for the missing slices.
     await ctx.store.abort_upload(upload.id)
     async with ctx.db.write() as session:
         await session.execute(
             update(UploadSession)
-            .where(UploadSession.id == upload.id, UploadSession.status == "verifying")
-            .values(status="failed", error=reason)
+            .where(UploadSession.id == upload.id, UploadSession.status == UploadStatus.VERIFYING)
+            .values(status=UploadStatus.FAILED, error=reason)
         )
 
 
@@ -489,7 +474,7 @@ async def expire_sessions(ctx: Context) -> int:
                     UploadSession.expires_at <= now,
                     # One being verified gets a grace period; after it, its job has given up.
                     or_(
-                        UploadSession.status != "verifying",
+                        UploadSession.status != UploadStatus.VERIFYING,
                         UploadSession.expires_at <= now - VERIFYING_GRACE,
                     ),
                 )
