@@ -20,8 +20,8 @@ from openpan.clock import utcnow
 from openpan.db import direct, migrate
 from openpan.db.direct import DirectReader
 from openpan.db.engine import Database
-from openpan.db.session import hot
 from openpan.db.models import Job, Meta, OfflineTask, User, from_row, table_of
+from openpan.db.session import hot
 from openpan.jobs import runner
 from openpan.services import blobs, offline, tokens, users
 from openpan.settings import normalise_database_url
