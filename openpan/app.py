@@ -1,4 +1,5 @@
-"""Assembly: build the services from settings and hand them to the HTTP application."""
+"""Assembly: the services built from settings, their background work, and the ASGI application
+that serves them (``create_app``, what ``openpan serve`` runs)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from sqlalchemy import delete
+from starlette.applications import Starlette
 
+from openpan.api import public
+from openpan.api.routes import all_routes, exception_handlers
 from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.migrate import upgrade
@@ -18,6 +22,9 @@ from openpan.db.statuses import JobStatus
 from openpan.jobs.roles import Role, default_role, make_runner
 from openpan.services import callbacks, copy_tasks, offline, tokens, uploads
 from openpan.services.context import Context
+from openpan.services.daily_traffic import DailyTraffic
+from openpan.services.ratelimit import make_limiter
+from openpan.services.traffic import FileTraffic
 from openpan.settings import Settings
 from openpan.storage import open_store
 
@@ -97,7 +104,7 @@ async def running(settings: Settings, role: Role | None = None) -> AsyncIterator
     # Scale-out API processes leave housekeeping to the workers.
     sweeper_task = asyncio.create_task(sweeper() if role != "api" else asyncio.Event().wait())
     traffic_task = asyncio.create_task(
-        ctx.file_traffic.run(ctx.db, settings.traffic_flush_interval)
+        ctx.part(FileTraffic).run(ctx.db, settings.traffic_flush_interval)
     )
     try:
         yield ctx
@@ -110,6 +117,22 @@ async def running(settings: Settings, role: Role | None = None) -> AsyncIterator
             await traffic_task
         await ctx.jobs.stop()
         await offline.close_connections()
-        await ctx.daily_traffic.close(ctx.db)
-        await ctx.file_traffic.close(ctx.db)
+        await ctx.part(DailyTraffic).close(ctx.db)
+        await ctx.part(FileTraffic).close(ctx.db)
         await ctx.db.dispose()
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The ASGI application for ``settings``; the services start with its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with running(settings) as ctx:
+            app.state.ctx = ctx
+            app.state.limiter = make_limiter(ctx.db, enabled=settings.rate_limit)
+            yield
+
+    # A Starlette that answers direct links before its middleware and routing.
+    return public.DirectLinksFirst(
+        routes=all_routes(), lifespan=lifespan, exception_handlers=exception_handlers
+    )

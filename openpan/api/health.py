@@ -7,39 +7,26 @@ to processes that can serve it.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from openpan.api.routing import context
+from openpan.services import health
 
-log = logging.getLogger("openpan.api")
 
-PROBE_TIMEOUT = 5.0
+async def healthz(request: Request) -> Response:
+    return PlainTextResponse("ok")
 
 
 async def readyz(request: Request) -> Response:
-    ctx = context(request)
-    problems: list[str] = []
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT), ctx.db.read() as session:
-            await session.execute(text("SELECT 1"))
-    except Exception as exc:
-        log.warning("readiness: database: %s", exc)
-        problems.append("database")
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            await ctx.store.check()
-    except Exception as exc:
-        log.warning("readiness: blob store: %s", exc)
-        problems.append("storage")
+    problems = await health.problems(context(request))
     if problems:
         return PlainTextResponse(f"not ready: {', '.join(problems)}", status_code=503)
     return PlainTextResponse("ready")
 
 
-routes = [Route("/readyz", readyz, methods=["GET", "HEAD"])]
+routes = [
+    Route("/healthz", healthz, methods=["GET", "HEAD"]),
+    Route("/readyz", readyz, methods=["GET", "HEAD"]),
+]

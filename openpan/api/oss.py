@@ -15,7 +15,7 @@ from openpan.api.routing import context, endpoint
 from openpan.clock import format_api_time, from_timestamp
 from openpan.db.models import SPACE_OSS, File, User
 from openpan.errors import FieldError
-from openpan.services import links, oss, tree, uploads
+from openpan.services import links, oss, uploads
 from openpan.services.context import Context
 from openpan.services.names import check_image_name
 
@@ -72,11 +72,7 @@ async def create(request: Request, params: Params, user: User) -> dict[str, Any]
     etag = uploads.check_etag(params.string("etag", max_len=64))
     size = params.integer("size", minimum=1, maximum=ctx.settings.oss_max_file_size)
     _check_type(params)
-    async with ctx.db.read() as session:
-        parent = await oss.resolve_dir(session, user, "parentFileID", parent_oss_id)
-    created = await uploads.create(
-        ctx, user, SPACE_OSS, parent.id if parent else tree.ROOT, name, etag, size
-    )
+    created = await oss.create_upload(ctx, user, parent_oss_id, name, etag, size)
     if created.file is not None:
         return {
             "fileID": created.file.oss_id,
@@ -154,10 +150,8 @@ async def file_list(request: Request, params: Params, user: User) -> dict[str, A
 async def file_detail(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
     file_id = params.string("fileID", max_len=ID_LEN, allow_empty=False)
-    entry, parent_name = await oss.detail(ctx, user, file_id)
-    async with ctx.db.read() as session:
-        parent_ids = await oss.parent_oss_ids(session, [entry])
-    return file_item(ctx, user, entry, parent_ids.get(entry.parent_id, ""), parent_name)
+    entry, parent_id, parent_name = await oss.detail(ctx, user, file_id)
+    return file_item(ctx, user, entry, parent_id, parent_name)
 
 
 @endpoint("/api/v1/oss/file/move")

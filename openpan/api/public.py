@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from openpan.api.serving import BlobInfo, not_found, send_blob, send_plain
 from openpan.services import public_links
 from openpan.services.context import Context
+from openpan.services.traffic import FileTraffic
 
 log = logging.getLogger("openpan.api")
 
@@ -106,7 +107,7 @@ async def serve_link(
         if len(_blobs) >= 10_000:
             _blobs.clear()
         _blobs[linked.file_id] = (linked, blob)
-    traffic = ctx.file_traffic
+    traffic = ctx.part(FileTraffic)
     file_id = linked.file_id
     await send_blob(scope, receive, send, ctx, blob, lambda sent: traffic.add(file_id, sent))
 

@@ -13,7 +13,7 @@ headers and traffic accounting behave the same everywhere:
 * ``Cache-Control``: a year and ``immutable`` for content-addressed links, ``no-cache``
   (revalidate with the ETag) for temporary ones.
 
-Bytes: small blobs come from memory (``ctx.hot_blobs``), larger ones from the file in windows
+Bytes: small blobs come from memory (``HotBlobs``), larger ones from the file in windows
 that are memory-mapped and handed to the server without a copy, one window at a time, so memory
 does not grow with the file. A client that goes away stops the transfer at the next window.
 ``on_sent(n)`` is told the body bytes handed to the server (HEAD, 304 and 416 send none).
@@ -46,6 +46,7 @@ from openpan.api.conditional import (
 )
 from openpan.api.object_serving import object_response
 from openpan.services.context import Context
+from openpan.services.hot_blobs import HotBlobs
 from openpan.storage import StorageError
 
 IMMUTABLE = b"public, max-age=31536000, immutable"
@@ -254,7 +255,7 @@ async def send_blob(
     data = None
     fd = -1
     if not head and length > 0:
-        data = ctx.hot_blobs.get(blob.key) if size <= ctx.settings.hot_blob_max else None
+        data = ctx.part(HotBlobs).get(blob.key) if size <= ctx.settings.hot_blob_max else None
         if data is None:
             path = ctx.store.local_path(blob.key)
             small = size <= ctx.settings.hot_blob_max
@@ -269,7 +270,7 @@ async def send_blob(
                         data = await _load_object(ctx, blob.key, size)
                     else:
                         data = await _load_small(path, size)
-                    ctx.hot_blobs.put(blob.key, data, ctx.settings.hot_blob_memory)
+                    ctx.part(HotBlobs).put(blob.key, data, ctx.settings.hot_blob_memory)
                 else:
                     assert path is not None
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -107,7 +107,7 @@ def serve(
     """
     import uvicorn
 
-    from openpan.api import create_app
+    from openpan.app import create_app
 
     settings = _settings(data_dir, host=host, port=port)
     if settings.queue_url and settings.effective_database_url.startswith("sqlite"):

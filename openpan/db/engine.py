@@ -148,6 +148,11 @@ class Database:
         finally:
             await resource.close()
 
+    async def ping(self) -> None:
+        """Run a trivial query: raises if the database does not answer."""
+        async with self.read() as session:
+            await session.execute(text("SELECT 1"))
+
     async def dispose(self) -> None:
         if self._reader is not None:
             self._reader.close()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from openpan.db.engine import Database
 from openpan.jobs.runner import JobRunner
-from openpan.services.daily_traffic import DailyTraffic
-from openpan.services.hot_blobs import HotBlobs
-from openpan.services.public_links import LinkCache
-from openpan.services.traffic import FileTraffic
 from openpan.settings import Settings
 from openpan.storage import BlobStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -22,9 +21,13 @@ class Context:
     jobs: JobRunner
     # Server-wide secret for tokens and presigned URLs; loaded from the database at start-up.
     signing_key: bytes = field(default=b"", repr=False)
-    # Download-link bytes per user and day, counted in memory between writes (the 5113 quota).
-    daily_traffic: DailyTraffic = field(default_factory=DailyTraffic, repr=False)
-    # Public links: bytes sent per file (totalTraffic), recent lookups, hot small blobs.
-    file_traffic: FileTraffic = field(default_factory=FileTraffic, repr=False)
-    link_cache: LinkCache = field(default_factory=LinkCache, repr=False)
-    hot_blobs: HotBlobs = field(default_factory=HotBlobs, repr=False)
+    _parts: dict[type, Any] = field(default_factory=dict, repr=False)
+
+    def part(self, kind: type[T]) -> T:
+        """This process's one ``kind``: the state a feature keeps in memory (a cache, counters
+        between writes), made on first use. Each feature module defines and owns its own; the
+        context only keeps it for as long as the process serves."""
+        try:
+            return self._parts[kind]
+        except KeyError:
+            return self._parts.setdefault(kind, kind())

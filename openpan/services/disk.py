@@ -25,7 +25,7 @@ from openpan.db.statuses import FileStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
-from openpan.services.daily_traffic import today
+from openpan.services.daily_traffic import DailyTraffic, today
 from openpan.services.names import IMAGE_EXTENSIONS, check_name, extension
 
 ROOT = tree.ROOT
@@ -543,7 +543,7 @@ async def account(ctx: Context, user: User) -> Account:
     """Space used and available, and today's download traffic."""
     async with ctx.db.read() as session:
         used = await space_used(session, user)
-        traffic = await ctx.daily_traffic.used(session, user.id, today(ctx.settings.timezone))
+        traffic = await ctx.part(DailyTraffic).used(session, user.id, today(ctx.settings.timezone))
     return Account(
         user=user,
         space_used=used,

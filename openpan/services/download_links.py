@@ -20,7 +20,7 @@ from openpan.db.models import SPACE_DISK, Blob, File, User
 from openpan.errors import NotFound, OpenpanError, TrafficExceeded
 from openpan.services import disk
 from openpan.services.context import Context
-from openpan.services.daily_traffic import today
+from openpan.services.daily_traffic import DailyTraffic, today
 
 PATH_PREFIX = "/download"
 
@@ -48,7 +48,7 @@ async def _traffic_left(ctx: Context, user: User) -> bool:
     if user.vip:
         return True
     async with ctx.db.read() as session:
-        used = await ctx.daily_traffic.used(session, user.id, today(ctx.settings.timezone))
+        used = await ctx.part(DailyTraffic).used(session, user.id, today(ctx.settings.timezone))
     return used < ctx.settings.download_traffic_daily
 
 
@@ -110,4 +110,4 @@ async def open_link(ctx: Context, file_id: int, expires: int, signature: str) ->
 
 def count_sent(ctx: Context, download: Download, sent: int) -> None:
     """Charge bytes a link actually sent to its owner's traffic for the day it started."""
-    ctx.daily_traffic.add(ctx.db, download.user_id, download.day, sent)
+    ctx.part(DailyTraffic).add(ctx.db, download.user_id, download.day, sent)

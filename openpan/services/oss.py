@@ -14,7 +14,7 @@ from openpan.db.models import SPACE_OSS, File, User
 from openpan.db.session import Session
 from openpan.db.statuses import FileStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
-from openpan.services import tree
+from openpan.services import tree, uploads
 from openpan.services.context import Context
 from openpan.services.names import check_name
 
@@ -132,14 +132,26 @@ async def list_dir(
     )
 
 
-async def detail(ctx: Context, user: User, oss_id: str) -> tuple[File, str]:
-    """An entry and its parent's name."""
+async def detail(ctx: Context, user: User, oss_id: str) -> tuple[File, str, str]:
+    """An entry, its parent's image-bed ID (``""`` for the root) and its parent's name."""
     async with ctx.db.read() as session:
         entry = await _by_oss_id(session, user, oss_id)
         if entry is None:
             raise NotFound(f"fileID 文件不存在 (no such file: {oss_id})")
         names = await parent_names(session, [entry])
-    return entry, names.get(entry.parent_id, "")
+        parent_ids = await parent_oss_ids(session, [entry])
+    return entry, parent_ids.get(entry.parent_id, ""), names.get(entry.parent_id, "")
+
+
+async def create_upload(
+    ctx: Context, user: User, parent_oss_id: str, name: str, etag: str, size: int
+) -> uploads.Created:
+    """Start an upload into the image-bed directory ``parent_oss_id`` (``""``: the root)."""
+    async with ctx.db.read() as session:
+        parent = await resolve_dir(session, user, "parentFileID", parent_oss_id)
+    return await uploads.create(
+        ctx, user, SPACE_OSS, parent.id if parent else tree.ROOT, name, etag, size
+    )
 
 
 async def _entries(session: Session, user: User, oss_ids: list[str]) -> list[File]:

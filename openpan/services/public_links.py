@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import event, select
@@ -38,9 +38,7 @@ from sqlalchemy.orm import Session as SyncSession
 from openpan.clock import epoch, utcnow
 from openpan.db.models import SPACE_OSS, Blob, File, User
 from openpan.db.session import Session
-
-if TYPE_CHECKING:  # the context holds a LinkCache, so only its type is needed here
-    from openpan.services.context import Context
+from openpan.services.context import Context
 
 # The most entries of each kind kept; beyond it the oldest are dropped (bounded memory).
 MAX_ENTRIES = 50_000
@@ -164,7 +162,7 @@ def _store(table: dict[Any, Any], key: object, value: object) -> None:
 
 
 async def _domains(ctx: Context, now: float) -> dict[str, int]:
-    cache = ctx.link_cache
+    cache = ctx.part(LinkCache)
     if cache.domains is not None and cache.domains[0] > now:
         return cache.domains[1]
 
@@ -184,7 +182,7 @@ async def _domains(ctx: Context, now: float) -> dict[str, int]:
 
 
 async def _rules(ctx: Context, user_id: int, now: float) -> AccessRules | None:
-    cache = ctx.link_cache
+    cache = ctx.part(LinkCache)
     hit = cache.rules.get(user_id)
     if hit is not None and hit[0] > now:
         return hit[1]
@@ -213,7 +211,7 @@ async def _rules(ctx: Context, user_id: int, now: float) -> AccessRules | None:
 
 
 async def _file(ctx: Context, user_id: int, oss_id: str, now: float) -> LinkedFile | None:
-    cache = ctx.link_cache
+    cache = ctx.part(LinkCache)
     hit = cache.files.get((user_id, oss_id))
     if hit is not None and hit[0] > now:
         return hit[1]
@@ -265,7 +263,7 @@ async def open_link(
     """
     # The cached answers are read inline: a hot link costs a few dictionary lookups.
     now = time.monotonic()
-    cache = ctx.link_cache
+    cache = ctx.part(LinkCache)
     known = cache.domains
     domains = known[1] if known is not None and known[0] > now else await _domains(ctx, now)
     if domains:
