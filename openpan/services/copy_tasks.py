@@ -26,7 +26,7 @@ from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.models import SPACE_DISK, SPACE_OSS, CopyFailure, CopyTask, File, User
 from openpan.db.session import Session
-from openpan.db.statuses import CopyStatus, FileStatus
+from openpan.db.statuses import CopyStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import blobs, disk, oss, tree
@@ -330,22 +330,16 @@ async def _copy_one(session: Session, user: User, image: Image, target: int) -> 
         return exc.message
     name = await tree.free_name(session, user.id, SPACE_OSS, target, source.name)
     await blobs.acquire_by_id(session, source.blob_id)
-    session.add(
-        File(
-            user_id=user.id,
-            space=SPACE_OSS,
-            oss_id=ids.sortable_id(),
-            parent_id=target,
-            name=name,
-            is_dir=False,
-            blob_id=source.blob_id,
-            size=source.size,
-            etag=source.etag,
-            ext=source.ext,
-            status=FileStatus.APPROVED,
-            created_at=now,
-            updated_at=now,
-        )
+    entry = tree.new_entry(
+        user.id,
+        SPACE_OSS,
+        target,
+        name,
+        blob_id=source.blob_id,
+        size=source.size,
+        etag=source.etag,
+        now=now,
     )
+    session.add(File(**entry))
     await session.flush()
     return ""

@@ -21,7 +21,6 @@ from openpan.clock import utcnow
 from openpan.db.engine import one_writer
 from openpan.db.models import SPACE_DISK, File, User, table_of
 from openpan.db.session import Session, hot
-from openpan.db.statuses import FileStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
@@ -188,17 +187,7 @@ def _within_quota(ctx: Context, user: User, used: int, size: int) -> None:
 
 
 async def _mkdir_in(session: Session, user: User, parent_id: int, name: str) -> File:
-    now = utcnow()
-    entry = File(
-        user_id=user.id,
-        space=SPACE_DISK,
-        parent_id=parent_id,
-        name=name,
-        is_dir=True,
-        status=FileStatus.DIRECTORY,
-        created_at=now,
-        updated_at=now,
-    )
+    entry = File(**tree.new_entry(user.id, SPACE_DISK, parent_id, name))
     session.add(entry)
     await _flush_unique(session, "name")
     return entry

@@ -47,7 +47,6 @@ from sqlalchemy import Update, and_, bindparam, func, insert, or_, select, true,
 from sqlalchemy.exc import IntegrityError
 from yarl import URL
 
-from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.engine import dialect_name, insert_unless_taken, serialize
 from openpan.db.models import (
@@ -1063,21 +1062,16 @@ class _Download:
                         raise _BlobGone()
                 else:
                     blob, stored = await blobs.register(session, fetched.md5, fetched.size, key)
-                row = {
-                    "user_id": user.id,
-                    "space": space,
-                    "oss_id": ids.sortable_id() if space == SPACE_OSS else None,
-                    "parent_id": parent_id,
-                    "name": name,
-                    "is_dir": False,
-                    "blob_id": blob.id,
-                    "size": fetched.size,
-                    "etag": fetched.md5,
-                    "ext": extension(name),
-                    "status": 2,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                row = tree.new_entry(
+                    user.id,
+                    space,
+                    parent_id,
+                    name,
+                    blob_id=blob.id,
+                    size=fetched.size,
+                    etag=fetched.md5,
+                    now=now,
+                )
                 insert_if_free = _INSERT_FILE_IF_FREE[dialect_name(session)]
                 file_id = await session.scalar(insert_if_free, row)
                 if file_id is None:  # the name is taken: the first free "name(n).ext"
@@ -1184,18 +1178,8 @@ async def default_dir(session: Session, user_id: int, space: str) -> int:
     existing = await tree.name_holder(session, user_id, space, tree.ROOT, DEFAULT_DIR)
     if existing is not None and existing[1]:
         return existing[0]
-    now = utcnow()
-    entry = File(
-        user_id=user_id,
-        space=space,
-        oss_id=ids.sortable_id() if space == SPACE_OSS else None,
-        parent_id=tree.ROOT,
-        name=DEFAULT_DIR if existing is None else f"{DEFAULT_DIR}(1)",
-        is_dir=True,
-        status=0,
-        created_at=now,
-        updated_at=now,
-    )
+    name = DEFAULT_DIR if existing is None else f"{DEFAULT_DIR}(1)"
+    entry = File(**tree.new_entry(user_id, space, tree.ROOT, name))
     try:
         async with session.begin_nested():
             session.add(entry)

@@ -8,11 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from openpan import ids
-from openpan.clock import utcnow
 from openpan.db.models import SPACE_OSS, File, User
 from openpan.db.session import Session
-from openpan.db.statuses import FileStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree, uploads
 from openpan.services.context import Context
@@ -75,18 +72,7 @@ async def mkdir(ctx: Context, user: User, parent_oss_id: str, names: list[str]) 
         for name in names:
             if await tree.name_taken(session, user.id, SPACE_OSS, parent_id, name):
                 raise OpenpanError(f"name 目录名已存在: {name} (name already exists)")
-            now = utcnow()
-            entry = File(
-                user_id=user.id,
-                space=SPACE_OSS,
-                oss_id=ids.sortable_id(),
-                parent_id=parent_id,
-                name=name,
-                is_dir=True,
-                status=FileStatus.DIRECTORY,
-                created_at=now,
-                updated_at=now,
-            )
+            entry = File(**tree.new_entry(user.id, SPACE_OSS, parent_id, name))
             session.add(entry)
             created.append(entry)
         await _flush_unique(session, "name")

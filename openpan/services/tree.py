@@ -7,15 +7,19 @@ is sent, so "not yours" and "does not exist" are the same answer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select
 
+from openpan import ids
 from openpan.clock import utcnow
-from openpan.db.models import File, table_of
+from openpan.db.models import SPACE_OSS, File, table_of
 from openpan.db.session import Session, hot
+from openpan.db.statuses import FileStatus
 from openpan.errors import OpenpanError
 from openpan.services import blobs, public_links
-from openpan.services.names import numbered
+from openpan.services.names import extension, numbered
 
 ROOT = 0
 MAX_DEPTH = 64
@@ -56,6 +60,39 @@ async def name_holder(
     named = {"user_id": user_id, "space": space, "parent_id": parent_id, "name": name}
     row = (await session.execute(_NAME_HOLDER, named)).first()
     return None if row is None else (row.id, row.is_dir)
+
+
+def new_entry(
+    user_id: int,
+    space: str,
+    parent_id: int,
+    name: str,
+    *,
+    blob_id: int | None = None,
+    size: int = 0,
+    etag: str = "",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The column values of a new entry: a file of ``blob_id``'s bytes, or a directory when
+    ``blob_id`` is None. One builder for every way an entry is made (upload, copy, offline
+    download, mkdir), as ``File(**values)`` or a Core insert's parameters."""
+    now = now or utcnow()
+    is_dir = blob_id is None
+    return {
+        "user_id": user_id,
+        "space": space,
+        "oss_id": ids.sortable_id() if space == SPACE_OSS else None,
+        "parent_id": parent_id,
+        "name": name,
+        "is_dir": is_dir,
+        "blob_id": blob_id,
+        "size": size,
+        "etag": etag,
+        "ext": "" if is_dir else extension(name),
+        "status": FileStatus.DIRECTORY if is_dir else FileStatus.APPROVED,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 # How many numbered names ``free_name`` tries before it gives up.

@@ -24,14 +24,13 @@ from sqlalchemy.exc import IntegrityError
 
 from openpan import ids
 from openpan.clock import epoch, utcnow
-from openpan.db.models import SPACE_DISK, SPACE_OSS, File, UploadSession, User
+from openpan.db.models import SPACE_DISK, File, UploadSession, User
 from openpan.db.session import Session
-from openpan.db.statuses import FileStatus, UploadStatus
+from openpan.db.statuses import UploadStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import blobs, disk, links, tree
 from openpan.services.context import Context
-from openpan.services.names import extension
 from openpan.storage import PartInfo, PartSizeError, StorageError
 
 log = logging.getLogger("openpan.uploads")
@@ -144,21 +143,8 @@ async def create(
 def _new_file(
     user: User, space: str, parent_id: int, name: str, etag: str, size: int, blob_id: int
 ) -> File:
-    now = utcnow()
     return File(
-        user_id=user.id,
-        space=space,
-        oss_id=ids.sortable_id() if space == SPACE_OSS else None,
-        parent_id=parent_id,
-        name=name,
-        is_dir=False,
-        blob_id=blob_id,
-        size=size,
-        etag=etag,
-        ext=extension(name),
-        status=FileStatus.APPROVED,
-        created_at=now,
-        updated_at=now,
+        **tree.new_entry(user.id, space, parent_id, name, blob_id=blob_id, size=size, etag=etag)
     )
 
 
