@@ -14,19 +14,11 @@ from starlette.routing import Route
 
 from openpan.api import multipart, upload_steps
 from openpan.api.disk import dir_id
-from openpan.api.envelope import failure, ok
 from openpan.api.params import Params
-from openpan.api.routing import (
-    ALL_METHODS,
-    authenticate,
-    context,
-    endpoint,
-    internal_error,
-    limiter,
-)
-from openpan.db.models import SPACE_DISK, User
-from openpan.errors import FieldError, OpenpanError, StillVerifying
-from openpan.services import disk, disk_uploads, uploads
+from openpan.api.routing import ALL_METHODS, admit, answer, context, endpoint
+from openpan.db.models import SPACE_DISK, File, User
+from openpan.errors import FieldError, StillVerifying
+from openpan.services import disk, disk_uploads
 
 FormHandler = Callable[[Request, multipart.Received, User], Awaitable[Any]]
 
@@ -39,20 +31,17 @@ def form_endpoint(
     take over are removed afterwards."""
 
     def wrap(handler: FormHandler) -> Route:
-        async def run(request: Request) -> Response:
+        async def work(request: Request) -> Any:
+            user = await admit(request, path)
+            ctx = context(request)
+            form = await multipart.receive(request, ctx.store.temp_path, file_limits(request))
             try:
-                user = await authenticate(request)
-                await limiter(request).check(user.client_id, path, user.vip)
-                ctx = context(request)
-                form = await multipart.receive(request, ctx.store.temp_path, file_limits(request))
-                try:
-                    return ok(await handler(request, form, user))
-                finally:
-                    form.discard()
-            except OpenpanError as exc:
-                return failure(exc.code, exc.message)
-            except Exception:
-                return internal_error(request)
+                return await handler(request, form, user)
+            finally:
+                form.discard()
+
+        async def run(request: Request) -> Response:
+            return await answer(request, lambda: work(request))
 
         return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
 
@@ -98,34 +87,6 @@ async def _create(request: Request, params: Params, user: User, version: int) ->
 @endpoint("/upload/v1/file/create")
 async def create_v1(request: Request, params: Params, user: User) -> dict[str, Any]:
     return await _create(request, params, user, 1)
-
-
-@endpoint("/upload/v1/file/get_upload_url")
-async def get_upload_url(request: Request, params: Params, user: User) -> dict[str, Any]:
-    return await upload_steps.upload_url(request, params, user, SPACE_DISK)
-
-
-@endpoint("/upload/v1/file/list_upload_parts")
-async def list_upload_parts(request: Request, params: Params, user: User) -> dict[str, Any]:
-    return await upload_steps.upload_parts(request, params, user, SPACE_DISK)
-
-
-@endpoint("/upload/v1/file/upload_complete")
-async def upload_complete(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    done = await uploads.complete(ctx, user, upload_steps.preupload_id(params), SPACE_DISK)
-    return {
-        "async": done.is_async,
-        "completed": done.completed,
-        "fileID": done.file.id if done.file else 0,
-    }
-
-
-@endpoint("/upload/v1/file/upload_async_result")
-async def upload_async_result(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    done = await uploads.result(ctx, user, upload_steps.preupload_id(params), SPACE_DISK)
-    return {"completed": done.completed, "fileID": done.file.id if done.file else 0}
 
 
 @endpoint("/upload/v2/file/create")
@@ -198,12 +159,13 @@ async def single_create(request: Request, form: multipart.Received, user: User) 
     return {"fileID": file.id, "completed": True}
 
 
+def _file_id(file: File | None) -> int:
+    return file.id if file else 0
+
+
 routes = [
     create_v1,
-    get_upload_url,
-    list_upload_parts,
-    upload_complete,
-    upload_async_result,
+    *upload_steps.step_routes("/upload/v1/file", SPACE_DISK, _file_id),
     create_v2,
     domain,
     upload_slice,

@@ -89,34 +89,6 @@ async def create(request: Request, params: Params, user: User) -> dict[str, Any]
     }
 
 
-@endpoint("/upload/v1/oss/file/get_upload_url")
-async def get_upload_url(request: Request, params: Params, user: User) -> dict[str, Any]:
-    return await upload_steps.upload_url(request, params, user, SPACE_OSS)
-
-
-@endpoint("/upload/v1/oss/file/list_upload_parts")
-async def list_upload_parts(request: Request, params: Params, user: User) -> dict[str, Any]:
-    return await upload_steps.upload_parts(request, params, user, SPACE_OSS)
-
-
-@endpoint("/upload/v1/oss/file/upload_complete")
-async def upload_complete(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    done = await uploads.complete(ctx, user, upload_steps.preupload_id(params), SPACE_OSS)
-    return {
-        "async": done.is_async,
-        "completed": done.completed,
-        "fileID": done.file.oss_id if done.file else "",
-    }
-
-
-@endpoint("/upload/v1/oss/file/upload_async_result")
-async def upload_async_result(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    done = await uploads.result(ctx, user, upload_steps.preupload_id(params), SPACE_OSS)
-    return {"completed": done.completed, "fileID": done.file.oss_id if done.file else ""}
-
-
 @endpoint("/api/v1/oss/file/list")
 async def file_list(request: Request, params: Params, user: User) -> dict[str, Any]:
     ctx = context(request)
@@ -169,13 +141,14 @@ async def file_delete(request: Request, params: Params, user: User) -> None:
     await oss.delete(ctx, user, file_ids)
 
 
+def _file_id(file: File | None) -> str:
+    return (file.oss_id or "") if file else ""
+
+
 routes = [
     mkdir,
     create,
-    get_upload_url,
-    list_upload_parts,
-    upload_complete,
-    upload_async_result,
+    *upload_steps.step_routes("/upload/v1/oss/file", SPACE_OSS, _file_id),
     file_list,
     file_detail,
     file_move,

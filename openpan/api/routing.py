@@ -61,20 +61,35 @@ def internal_error(request: Request) -> Response:
     return failure(1, "服务内部错误 (internal error)")
 
 
+async def answer(request: Request, work: Callable[[], Awaitable[Any]]) -> Response:
+    """The envelope around ``work()``: its result as ``data``, an ``OpenpanError`` as its code
+    and message, anything else as an internal error."""
+    try:
+        return ok(await work())
+    except OpenpanError as exc:
+        return failure(exc.code, exc.message)
+    except Exception:
+        return internal_error(request)
+
+
+async def admit(request: Request, path: str) -> User:
+    """The caller of ``path``, authenticated and within its rate limit."""
+    user = await authenticate(request)
+    await limiter(request).check(user.client_id, path, user.vip)
+    return user
+
+
 def endpoint(path: str) -> Callable[[Handler], Route]:
     """An authenticated API endpoint at ``path``, answering any method."""
 
     def wrap(handler: Handler) -> Route:
+        async def work(request: Request) -> Any:
+            user = await admit(request, path)
+            params = await read_params(request, context(request).settings.max_body_size)
+            return await handler(request, params, user)
+
         async def run(request: Request) -> Response:
-            try:
-                user = await authenticate(request)
-                await limiter(request).check(user.client_id, path, user.vip)
-                params = await read_params(request, context(request).settings.max_body_size)
-                return ok(await handler(request, params, user))
-            except OpenpanError as exc:
-                return failure(exc.code, exc.message)
-            except Exception:
-                return internal_error(request)
+            return await answer(request, lambda: work(request))
 
         return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
 
@@ -85,14 +100,12 @@ def public_endpoint(path: str) -> Callable[[PublicHandler], Route]:
     """An API endpoint that needs no token (only ``/api/v1/access_token``)."""
 
     def wrap(handler: PublicHandler) -> Route:
+        async def work(request: Request) -> Any:
+            params = await read_params(request, context(request).settings.max_body_size)
+            return await handler(request, params)
+
         async def run(request: Request) -> Response:
-            try:
-                params = await read_params(request, context(request).settings.max_body_size)
-                return ok(await handler(request, params))
-            except OpenpanError as exc:
-                return failure(exc.code, exc.message)
-            except Exception:
-                return internal_error(request)
+            return await answer(request, lambda: work(request))
 
         return Route(path, run, methods=ALL_METHODS, name=handler.__name__)
 
