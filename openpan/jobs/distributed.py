@@ -46,7 +46,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import Database
 from openpan.db.models import Job
 from openpan.db.statuses import JobStatus
-from openpan.jobs.runner import Handler, Retry
+from openpan.jobs.runner import Handler, Retry, cancel_all
 
 log = logging.getLogger("openpan.jobs")
 
@@ -190,11 +190,7 @@ class DistributedRunner:
             if pending:
                 self._handing_back.set()
                 await asyncio.wait(pending)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         await self.app.close_async()
 

@@ -33,6 +33,15 @@ log = logging.getLogger("openpan.jobs")
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until each has stopped."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class Retry(Exception):
     """Raised by a handler: run this job again after ``delay`` seconds."""
 
@@ -294,11 +303,7 @@ class InProcessRunner:
         """Stop taking work; a job cut off mid-run is resumed at the next start."""
         self._stopping = True
         self.notify()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
 
     async def _worker(self, lane: str | None) -> None:

@@ -368,14 +368,7 @@ async def detail(ctx: Context, user: User, file_id: int) -> tuple[File, int]:
 async def infos(ctx: Context, user: User, file_ids: list[int]) -> list[File]:
     """The entries among ``file_ids`` that exist and are this user's, in the order asked."""
     async with ctx.db.read() as session:
-        found = (
-            await session.scalars(
-                select(File).where(
-                    File.id.in_(set(file_ids)), File.user_id == user.id, File.space == SPACE_DISK
-                )
-            )
-        ).all()
-    by_id = {f.id: f for f in found}
+        by_id = await tree.entries_by_id(session, user.id, SPACE_DISK, file_ids)
     return [by_id[i] for i in dict.fromkeys(file_ids) if i in by_id]
 
 

@@ -14,17 +14,13 @@ PROBE_TIMEOUT = 5.0
 
 async def problems(ctx: Context) -> list[str]:
     """What does not answer within ``PROBE_TIMEOUT``: ``database``, ``storage``, or nothing."""
+    probes = {"database": ctx.db.ping, "storage": ctx.store.check}
     found: list[str] = []
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            await ctx.db.ping()
-    except Exception as exc:
-        log.warning("readiness: database: %s", exc)
-        found.append("database")
-    try:
-        async with asyncio.timeout(PROBE_TIMEOUT):
-            await ctx.store.check()
-    except Exception as exc:
-        log.warning("readiness: blob store: %s", exc)
-        found.append("storage")
+    for name, probe in probes.items():
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                await probe()
+        except Exception as exc:
+            log.warning("readiness: %s: %s", name, exc)
+            found.append(name)
     return found

@@ -141,14 +141,7 @@ async def create_upload(
 
 
 async def _entries(session: Session, user: User, oss_ids: list[str]) -> list[File]:
-    found = (
-        await session.scalars(
-            select(File).where(
-                File.oss_id.in_(set(oss_ids)), File.user_id == user.id, File.space == SPACE_OSS
-            )
-        )
-    ).all()
-    by_id = {f.oss_id: f for f in found}
+    by_id = await tree.entries_by_id(session, user.id, SPACE_OSS, oss_ids, by_oss_id=True)
     missing = [i for i in oss_ids if i not in by_id]
     if missing:
         raise NotFound(f"fileIDs 文件不存在 (no such file: {', '.join(missing[:5])})")

@@ -123,30 +123,32 @@ async def descendant_ids(session: Session, user_id: int, space: str, root_id: in
     found: list[int] = []
     frontier = [root_id]
     while frontier:
-        rows = (
-            await session.scalars(
-                select(File.id).where(
+        children = (
+            await session.execute(
+                select(File.id, File.is_dir).where(
                     File.user_id == user_id,
                     File.space == space,
                     File.parent_id.in_(frontier),
-                    File.is_dir.is_(True),
                 )
             )
         ).all()
-        files = (
-            await session.scalars(
-                select(File.id).where(
-                    File.user_id == user_id,
-                    File.space == space,
-                    File.parent_id.in_(frontier),
-                    File.is_dir.is_(False),
-                )
-            )
-        ).all()
-        found.extend(files)
-        found.extend(rows)
-        frontier = list(rows)
+        dirs = [child_id for child_id, is_dir in children if is_dir]
+        found.extend(child_id for child_id, is_dir in children if not is_dir)
+        found.extend(dirs)
+        frontier = dirs
     return found
+
+
+async def entries_by_id(
+    session: Session, user_id: int, space: str, ids: list[Any], *, by_oss_id: bool = False
+) -> dict[Any, File]:
+    """The user's entries in ``space`` among ``ids`` (numeric IDs, or the image bed's string
+    IDs with ``by_oss_id``), keyed by the ID asked; the ones missing are simply absent."""
+    column = File.oss_id if by_oss_id else File.id
+    found = await session.scalars(
+        select(File).where(column.in_(set(ids)), File.user_id == user_id, File.space == space)
+    )
+    return {f.oss_id if by_oss_id else f.id: f for f in found}
 
 
 async def is_inside(
