@@ -8,6 +8,7 @@ accepted for both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -48,19 +49,29 @@ def _reason(task: OfflineTask) -> dict[str, str]:
     }
 
 
-@endpoint("/api/v1/offline/download")
-async def disk_create(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
+async def _create(
+    request: Request, params: Params, user: User, space: str, target: Callable[[], int | str]
+) -> dict[str, Any]:
+    """Start a download; the fields are read in the order the documents list them."""
+    url = _url(params)
     task_id = await offline.create(
-        ctx,
+        context(request),
         user,
-        SPACE_DISK,
-        url=_url(params),
+        space,
+        url=url,
         file_name=_name(params),
-        target=params.integer("dirID", required=False, default=0, minimum=0),
+        target=target(),
         callback_url=_callback(params),
     )
     return {"taskID": task_id}
+
+
+@endpoint("/api/v1/offline/download")
+async def disk_create(request: Request, params: Params, user: User) -> dict[str, Any]:
+    def target() -> int:
+        return params.integer("dirID", required=False, default=0, minimum=0)
+
+    return await _create(request, params, user, SPACE_DISK, target)
 
 
 @endpoint("/api/v1/offline/download/process")
@@ -71,20 +82,12 @@ async def disk_process(request: Request, params: Params, user: User) -> dict[str
 
 @endpoint("/api/v1/oss/offline/download")
 async def oss_create(request: Request, params: Params, user: User) -> dict[str, Any]:
-    ctx = context(request)
-    url = _url(params)
-    if params.has("type"):  # documented as required and fixed at 1; often left out
-        params.integer("type", minimum=1, maximum=1)
-    task_id = await offline.create(
-        ctx,
-        user,
-        SPACE_OSS,
-        url=url,
-        file_name=_name(params),
-        target=params.string("businessDirID", required=False, max_len=ID_LEN),
-        callback_url=_callback(params),
-    )
-    return {"taskID": task_id}
+    def target() -> str:
+        if params.has("type"):  # documented as required and fixed at 1; often left out
+            params.integer("type", minimum=1, maximum=1)
+        return params.string("businessDirID", required=False, max_len=ID_LEN)
+
+    return await _create(request, params, user, SPACE_OSS, target)
 
 
 @endpoint("/api/v1/oss/offline/download/process")
