@@ -44,7 +44,9 @@ def form_endpoint(
                 user = await authenticate(request)
                 await limiter(request).check(user.client_id, path, user.vip)
                 ctx = context(request)
-                form = await multipart.receive(request, ctx.store.temp_path, file_limits(request))
+                form = await multipart.receive(
+                    request, ctx.temp_files.temp_path, file_limits(request)
+                )
                 try:
                     return ok(await handler(request, form, user))
                 finally:
