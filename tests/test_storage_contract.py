@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import diskkit
 import pytest
 import scaleout
+from conftest import make_server
 from scaleout import CREDENTIALS, S3Server
 
 from openpan.storage import BlobStore, PartSizeError, StorageError, open_store
@@ -381,3 +383,18 @@ def test_a_full_memory_store_refuses_more_bytes_as_a_full_disk_would(tmp_path: P
         assert store.held() == 5
 
     run(test)
+
+
+def test_a_server_started_on_memory_storage_stores_and_serves_a_file(tmp_path: Path) -> None:
+    """``memory://`` is taken wherever a storage URL is (here ``OPENPAN_STORAGE_URL``)."""
+    server = make_server(tmp_path, OPENPAN_STORAGE_URL="memory://")
+    server.start()
+    try:
+        api = server.client(server.take_user())
+        data = os.urandom(100_000)
+        answer = diskkit.single(api, data, "in-memory.bin")
+        assert answer["code"] == 0, answer
+        assert diskkit.download(api, int(answer["data"]["fileID"])) == data
+        api.close()
+    finally:
+        server.stop()
