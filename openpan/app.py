@@ -77,7 +77,7 @@ async def build_context(settings: Settings, role: Role | None = None) -> Context
 async def sweep(ctx: Context) -> None:
     """Housekeeping: expire abandoned uploads, remove stale temp files and old finished jobs."""
     await uploads.expire_sessions(ctx)
-    await ctx.store.cleanup_temp(older_than=24 * 3600)
+    await ctx.temp_files.cleanup_temp(older_than=24 * 3600)
     async with ctx.db.write() as session:
         await session.execute(
             delete(Job).where(

@@ -34,7 +34,7 @@ def form_endpoint(
         async def work(request: Request) -> Any:
             user = await admit(request, path)
             ctx = context(request)
-            form = await multipart.receive(request, ctx.store.temp_path, file_limits(request))
+            form = await multipart.receive(request, ctx.temp_files.temp_path, file_limits(request))
             try:
                 return await handler(request, form, user)
             finally:

@@ -97,7 +97,7 @@ async def object_response(
     base["Content-Type"] = media_type
 
     if ctx.settings.object_serving == "redirect":
-        url = ctx.store.presign_get(
+        url = ctx.blobs.presign_get(
             key,
             ctx.settings.object_redirect_ttl,
             media_type=media_type,
@@ -118,7 +118,7 @@ async def object_response(
             )
     if request.method == "HEAD" or end == start:
         return Response(status_code=status, headers=base)
-    chunks = ctx.store.read(key, start, end)
+    chunks = ctx.blobs.read(key, start, end)
     try:
         # The first chunk before the status line: a blob missing from the store is a 404,
         # not a response cut off after its headers.

@@ -257,7 +257,7 @@ async def send_blob(
     if not head and length > 0:
         data = ctx.part(HotBlobs).get(blob.key) if size <= ctx.settings.hot_blob_max else None
         if data is None:
-            path = ctx.store.local_path(blob.key)
+            path = ctx.blobs.local_path(blob.key)
             small = size <= ctx.settings.hot_blob_max
             # From an object store, small blobs are fetched whole once and then served from
             # memory like local ones (when proxying); the rest is streamed or redirected.
@@ -331,7 +331,7 @@ async def _from_object_store(
 
 
 async def _load_object(ctx: Context, key: str, size: int) -> bytes:
-    data = b"".join([chunk async for chunk in ctx.store.read(key)])
+    data = b"".join([chunk async for chunk in ctx.blobs.read(key)])
     if len(data) != size:
         raise FileNotFoundError(key)  # not the blob the database describes
     return data

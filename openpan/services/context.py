@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from openpan.db.engine import Database
 from openpan.jobs.runner import JobRunner
 from openpan.settings import Settings
-from openpan.storage import BlobStore
+from openpan.storage import Blobs, BlobStore, MultipartUploads, TempFiles
 
 T = TypeVar("T")
 
@@ -22,6 +22,20 @@ class Context:
     # Server-wide secret for tokens and presigned URLs; loaded from the database at start-up.
     signing_key: bytes = field(default=b"", repr=False)
     _parts: dict[type, Any] = field(default_factory=dict, repr=False)
+
+    # The store in each of its roles. A caller takes the role it uses, so that what it needs
+    # of storage shows in its code (and a test can hand it a store of that role alone).
+    @property
+    def blobs(self) -> Blobs:
+        return self.store
+
+    @property
+    def multipart(self) -> MultipartUploads:
+        return self.store
+
+    @property
+    def temp_files(self) -> TempFiles:
+        return self.store
 
     def part(self, kind: type[T]) -> T:
         """This process's one ``kind``: the state a feature keeps in memory (a cache, counters

@@ -504,7 +504,7 @@ async def delete(ctx: Context, user: User, file_ids: list[int]) -> None:
                 )
         keys = await tree.delete_entries(session, entries)
     for key in keys:
-        await ctx.store.delete(key)
+        await ctx.blobs.delete(key)
 
 
 # The user -------------------------------------------------------------------------------------

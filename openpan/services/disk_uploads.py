@@ -104,7 +104,7 @@ async def receive_slice(
         )
     try:
         # Its md5 is known now: the store keeps it rather than hashing the slice again.
-        await ctx.store.write_part(upload.id, number, offset, size, _chunks(path), received_md5)
+        await ctx.multipart.write_part(upload.id, number, offset, size, _chunks(path), received_md5)
     except PartSizeError as exc:
         raise FieldError("slice", f"分片大小错误: {exc}") from exc
 

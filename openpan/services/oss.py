@@ -172,7 +172,7 @@ async def delete(ctx: Context, user: User, oss_ids: list[str]) -> None:
         entries = await _entries(session, user, oss_ids)
         keys = await tree.delete_entries(session, entries)
     for key in keys:
-        await ctx.store.delete(key)
+        await ctx.blobs.delete(key)
 
 
 async def _flush_unique(session: Session, field: str) -> None:

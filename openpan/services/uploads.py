@@ -133,10 +133,10 @@ async def create(
             session.add(upload)
     if blob is None:
         # After the commit: the expiry sweep treats slices without a session as abandoned.
-        await ctx.store.start_upload(upload.id, size, slice_size)
+        await ctx.multipart.start_upload(upload.id, size, slice_size)
         return Created(file=None, session=upload, slice_size=slice_size)
     for key in keys:
-        await ctx.store.delete(key)
+        await ctx.blobs.delete(key)
     return Created(file=file, session=None, slice_size=slice_size)
 
 
@@ -182,7 +182,7 @@ async def upload_url(
             "sliceNo", f"超出范围: 该文件共{count}个分片 (the file has {count} slices)"
         )
     expires_in = ctx.settings.presign_ttl
-    url = await ctx.store.presign_part(upload.id, number, expires_in)
+    url = await ctx.multipart.presign_part(upload.id, number, expires_in)
     if url is None:
         expires = epoch(utcnow()) + expires_in
         url = links.presigned_slice_url(ctx.settings, ctx.signing_key, upload.id, number, expires)
@@ -224,7 +224,7 @@ async def receive_slice(
             f"slice 分片大小错误: 分片{number}应为{size}字节 (slice {number} must be {size} bytes)"
         )
     try:
-        await ctx.store.write_part(upload.id, number, offset, size, body)
+        await ctx.multipart.write_part(upload.id, number, offset, size, body)
     except PartSizeError as exc:
         raise OpenpanError(f"slice 分片大小错误: {exc}") from exc
     except StorageError:
@@ -243,7 +243,7 @@ async def list_parts(ctx: Context, user: User, upload_id: str, space: str) -> li
         upload = await _session_of(session, user, upload_id, space)
     if upload.status in (UploadStatus.DONE, UploadStatus.FAILED):
         return []
-    return await ctx.store.list_parts(upload.id, upload.slice_size)
+    return await ctx.multipart.list_parts(upload.id, upload.slice_size)
 
 
 async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Completion:
@@ -254,7 +254,7 @@ async def complete(ctx: Context, user: User, upload_id: str, space: str) -> Comp
         return await result(ctx, user, upload_id, space)
     _check_open(upload)
     count = part_count(upload.size, upload.slice_size)
-    present = await ctx.store.part_numbers(upload.id)
+    present = await ctx.multipart.part_numbers(upload.id)
     missing = [n for n in range(1, count + 1) if n not in present]
     if missing and upload.size > 0:
         raise OpenpanError(f"preuploadID 分片不完整, 缺少分片 {missing[:10]} (slices missing)")
@@ -319,15 +319,15 @@ async def _finish(ctx: Context, upload_id: str) -> None:
     if upload is None or upload.status != UploadStatus.VERIFYING:
         return
     key = _blob_key(upload)
-    if not await ctx.store.exists(key):
+    if not await ctx.blobs.exists(key):
         try:
             if upload.size == 0:
-                path = ctx.store.temp_path()
+                path = ctx.temp_files.temp_path()
                 path.write_bytes(b"")
-                await ctx.store.put_file(key, path)
-                await ctx.store.abort_upload(upload.id)
+                await ctx.blobs.put_file(key, path)
+                await ctx.multipart.abort_upload(upload.id)
             else:
-                whole = await ctx.store.assemble(
+                whole = await ctx.multipart.assemble(
                     upload.id, part_count(upload.size, upload.slice_size)
                 )
                 if whole.size != upload.size or whole.md5 != upload.etag:
@@ -339,14 +339,14 @@ async def _finish(ctx: Context, upload_id: str) -> None:
                         "(md5 of the uploaded bytes does not match etag)",
                     )
                     return
-                await ctx.store.commit_upload(upload.id, key)
+                await ctx.multipart.commit_upload(upload.id, key)
         except StorageError as exc:
-            if not await ctx.store.exists(key):  # else another process finished it meanwhile
+            if not await ctx.blobs.exists(key):  # else another process finished it meanwhile
                 await _fail(ctx, upload, f"上传失败, 请重新上传 (upload failed: {exc})")
                 return
     else:
         # A finish cut off after its bytes became the blob: drop what is left of the slices.
-        await ctx.store.abort_upload(upload.id)
+        await ctx.multipart.abort_upload(upload.id)
     try:
         async with ctx.db.write() as session:
             current = await session.get(UploadSession, upload_id)
@@ -383,13 +383,13 @@ async def _finish(ctx: Context, upload_id: str) -> None:
             current.status = UploadStatus.DONE
             current.file_id = file.id
     except OpenpanError as exc:
-        await ctx.store.delete(key)
+        await ctx.blobs.delete(key)
         await _fail(ctx, upload, exc.message)
         return
     if not stored:
-        await ctx.store.delete(key)
+        await ctx.blobs.delete(key)
     for doomed_key in doomed_keys:
-        await ctx.store.delete(doomed_key)
+        await ctx.blobs.delete(doomed_key)
 
 
 async def adopt_file(
@@ -409,7 +409,7 @@ async def adopt_file(
     row that makes the file visible is committed; identical stored bytes win over the new copy.
     """
     key = blobs.new_key(md5, size)
-    await ctx.store.put_file(key, path)
+    await ctx.blobs.put_file(key, path)
     try:
         async with ctx.db.write() as session:
             blob, stored = await blobs.register(session, md5, size, key)
@@ -419,12 +419,12 @@ async def adopt_file(
             session.add(file)
             await session.flush()
     except BaseException:
-        await ctx.store.delete(key)
+        await ctx.blobs.delete(key)
         raise
     if not stored:
-        await ctx.store.delete(key)
+        await ctx.blobs.delete(key)
     for doomed_key in doomed_keys:
-        await ctx.store.delete(doomed_key)
+        await ctx.blobs.delete(doomed_key)
     return file
 
 
@@ -434,7 +434,7 @@ async def _fail(ctx: Context, upload: UploadSession, reason: str) -> None:
     # A session that has left UploadStatus.VERIFYING meanwhile (another process finished it) has no
     # slices left to remove; one cut off here by a crash is still verifying, and its finish job
     # fails again, for the missing slices.
-    await ctx.store.abort_upload(upload.id)
+    await ctx.multipart.abort_upload(upload.id)
     async with ctx.db.write() as session:
         await session.execute(
             update(UploadSession)
@@ -452,7 +452,7 @@ async def expire_sessions(ctx: Context) -> int:
     now = utcnow()
     # Listed before the sessions are read: an upload's slices appear only after its session
     # is committed, so one being created now is never taken for an orphan.
-    stored = await ctx.store.list_uploads()
+    stored = await ctx.multipart.list_uploads()
     async with ctx.db.read() as session:
         expired = (
             await session.scalars(
@@ -469,10 +469,10 @@ async def expire_sessions(ctx: Context) -> int:
     for upload_id in expired:
         async with ctx.db.write() as session:
             await session.execute(sql_delete(UploadSession).where(UploadSession.id == upload_id))
-        await ctx.store.abort_upload(upload_id)
+        await ctx.multipart.abort_upload(upload_id)
     async with ctx.db.read() as session:
         known = set((await session.scalars(select(UploadSession.id))).all())
     for upload_id in stored:
         if upload_id not in known:
-            await ctx.store.abort_upload(upload_id)
+            await ctx.multipart.abort_upload(upload_id)
     return len(expired)

@@ -1,11 +1,16 @@
 """The blob-store interface. Backends turn their vendor's errors into ``FileNotFoundError`` or
 ``StorageError`` so callers never see them.
 
-Two kinds of thing live in a store:
+A store plays three roles, each a protocol of its own so that a caller names the one it uses:
 
-* **blobs** under keys chosen by ``services.blobs`` (immutable once written), and
-* **multipart uploads**: the slices of an upload session, received (or, on an object store,
-  presigned for the client to send there), listed, then assembled into a blob.
+* ``Blobs``: blobs under keys chosen by ``services.blobs`` (immutable once written);
+* ``MultipartUploads``: the slices of an upload session, received (or, on an object store,
+  presigned for the client to send there), listed, then assembled into a blob;
+* ``TempFiles``: scratch files on this machine that ``Blobs.put_file`` can take over.
+
+``BlobStore`` is all three (plus a readiness check): what a backend implements and what the
+application holds. Backends: ``local`` (``file://``), ``s3`` (``s3://``), ``memory``
+(``memory://``, for tests).
 """
 
 from __future__ import annotations
@@ -48,6 +53,19 @@ def checked_upload_id(upload_id: str) -> str:
     return upload_id
 
 
+async def exactly(body: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    """The chunks of a part's ``body`` as they come; ``PartSizeError`` at the first byte past
+    ``size``, or at the end when fewer came (so a backend never keeps a part of the wrong size)."""
+    received = 0
+    async for chunk in body:
+        received += len(chunk)
+        if received > size:
+            raise PartSizeError(f"slice is larger than {size} bytes")
+        yield chunk
+    if received != size:
+        raise PartSizeError(f"slice has {received} bytes, expected {size}")
+
+
 @dataclass(frozen=True)
 class PartInfo:
     number: int
@@ -63,8 +81,8 @@ class Assembled:
     size: int
 
 
-class BlobStore(Protocol):
-    """What the services need from a place that keeps bytes."""
+class Blobs(Protocol):
+    """Immutable blobs under keys chosen by ``services.blobs``: stored, read, served, removed."""
 
     # ``put_file`` is a rename within one file system: storing bytes costs no copy, so storing
     # them before looking for an identical blob is cheaper than the look (offline downloads).
@@ -83,26 +101,12 @@ class BlobStore(Protocol):
         ...
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """The bytes ``start..end`` (end exclusive) of a blob, in chunks."""
-        ...
-
-    def temp_path(self) -> Path:
-        """A fresh path for a temporary file that ``put_file`` can take over cheaply."""
+        """The bytes ``start..end`` (end exclusive, clipped to the blob's size) of a blob, in
+        chunks; nothing when ``end <= start``. ``FileNotFoundError`` when there is no blob."""
         ...
 
     async def put_file(self, key: str, path: Path) -> None:
         """Make the local file at ``path`` the blob ``key``; the file is consumed."""
-        ...
-
-    # Multipart uploads -------------------------------------------------------------------
-
-    async def start_upload(self, upload_id: str, size: int, part_size: int) -> None:
-        """Prepare to receive the parts of an upload of ``size`` bytes."""
-        ...
-
-    async def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
-        """A URL at which the client PUTs part ``number`` directly, or ``None`` when openpan
-        receives the part itself (the local backend)."""
         ...
 
     def presign_get(
@@ -118,8 +122,18 @@ class BlobStore(Protocol):
         response headers; ``None`` when the store cannot hand out such URLs (local backend)."""
         ...
 
-    async def check(self) -> None:
-        """Raise ``StorageError`` unless the store is usable now (readiness probes)."""
+
+class MultipartUploads(Protocol):
+    """The slices of an upload session: received (or presigned for the client to send to the
+    store itself), listed, then assembled and committed as a blob."""
+
+    async def start_upload(self, upload_id: str, size: int, part_size: int) -> None:
+        """Prepare to receive the parts of an upload of ``size`` bytes."""
+        ...
+
+    async def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
+        """A URL at which the client PUTs part ``number`` directly, or ``None`` when openpan
+        receives the part itself (the local backend)."""
         ...
 
     async def write_part(
@@ -137,7 +151,7 @@ class BlobStore(Protocol):
         slice); otherwise a store that needs none to accept the part does not compute one here
         (``list_parts`` does, when asked). Raises ``PartSizeError`` if the body is longer or
         shorter than ``size``; a part that failed leaves no trace in ``list_parts``. Sending a
-        part again replaces it.
+        part again replaces it. ``StorageError`` when the upload was not started.
         """
         ...
 
@@ -167,6 +181,24 @@ class BlobStore(Protocol):
         """IDs of the uploads the store holds parts for (to find ones whose session is gone)."""
         ...
 
+
+class TempFiles(Protocol):
+    """Scratch files on this machine (received forms, downloads in progress) that ``put_file``
+    can take over cheaply."""
+
+    def temp_path(self) -> Path:
+        """A fresh path for a temporary file; nothing is made there yet."""
+        ...
+
     async def cleanup_temp(self, older_than: float) -> None:
         """Remove temporary files older than ``older_than`` seconds (left by a crash)."""
+        ...
+
+
+class BlobStore(Blobs, MultipartUploads, TempFiles, Protocol):
+    """All three roles, as one backend plays them: what the application holds (``Context``)
+    and hands to each caller as the role it uses."""
+
+    async def check(self) -> None:
+        """Raise ``StorageError`` unless the store is usable now (readiness probes)."""
         ...

@@ -21,8 +21,6 @@ import asyncio
 import hashlib
 import os
 import shutil
-import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,10 +31,10 @@ from openpan.storage.background_flush import BackgroundFlush
 from openpan.storage.base import (
     Assembled,
     PartInfo,
-    PartSizeError,
     StorageError,
     checked_blob_key,
     checked_upload_id,
+    exactly,
 )
 from openpan.storage.direct_write import pwrite_all
 from openpan.storage.running_md5 import RunningMd5, hash_range
@@ -47,6 +45,7 @@ from openpan.storage.slice_markers import (
     new_marker,
     read_markers,
 )
+from openpan.storage.temp_files import NoPresigning, TempFolder
 
 # Bytes gathered before one write: a thread hop per network chunk would cost more than the
 # write, and much larger batches leave the CPU cache before they are copied (measured: 64 KiB
@@ -57,7 +56,7 @@ READ_CHUNK = 256 * 1024
 HASH_ATTEMPTS = 3
 
 
-class LocalStore:
+class LocalStore(TempFolder, NoPresigning):
     """``file:///path``: blobs as files; sendfile-friendly."""
 
     put_moves = True
@@ -109,9 +108,6 @@ class LocalStore:
                     remaining -= len(chunk)
                 yield chunk
 
-    def temp_path(self) -> Path:
-        return self.tmp / uuid.uuid4().hex
-
     async def put_file(self, key: str, path: Path) -> None:
         target = self._blob_path(key)
         with _storage_errors():
@@ -132,20 +128,6 @@ class LocalStore:
                 with open(data, "wb") as handle:
                     handle.truncate(size)
         self._md5s.begin(upload_id, size, part_size)
-
-    async def presign_part(self, upload_id: str, number: int, expires_in: int) -> str | None:
-        return None
-
-    def presign_get(
-        self,
-        key: str,
-        expires_in: int,
-        *,
-        media_type: str | None = None,
-        download_name: str | None = None,
-        cache_control: str | None = None,
-    ) -> str | None:
-        return None
 
     async def check(self) -> None:
         if not os.access(self.blobs, os.W_OK) or not os.access(self.uploads, os.W_OK):
@@ -200,9 +182,7 @@ class LocalStore:
             # The network's chunks are written as they are (one pwritev), never joined first.
             pending: list[bytes] = []
             buffered = 0
-            async for chunk in body:
-                if written + buffered + len(chunk) > size:
-                    raise PartSizeError(f"slice is larger than {size} bytes")
+            async for chunk in exactly(body, size):
                 pending.append(chunk)
                 buffered += len(chunk)
                 if buffered >= WRITE_BUFFER:
@@ -214,8 +194,6 @@ class LocalStore:
                 written += buffered
         finally:
             os.close(fd)
-        if written != size:
-            raise PartSizeError(f"slice has {written} bytes, expected {size}")
         new_marker(parts, number, size, md5)
 
     async def part_numbers(self, upload_id: str) -> set[int]:
@@ -296,15 +274,6 @@ class LocalStore:
 
     async def list_uploads(self) -> list[str]:
         return [p.name for p in self.uploads.iterdir() if p.is_dir()]
-
-    async def cleanup_temp(self, older_than: float) -> None:
-        cutoff = time.time() - older_than
-        for entry in self.tmp.iterdir():
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    entry.unlink(missing_ok=True)
-            except FileNotFoundError:
-                continue
 
 
 @contextmanager

@@ -23,8 +23,6 @@ import base64
 import contextlib
 import hashlib
 import logging
-import time
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -40,11 +38,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from openpan.storage.base import (
     Assembled,
     PartInfo,
-    PartSizeError,
     StorageError,
     checked_blob_key,
     checked_upload_id,
+    exactly,
 )
+from openpan.storage.temp_files import TempFolder
 
 log = logging.getLogger("openpan.storage.s3")
 
@@ -67,7 +66,7 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-class S3Store:
+class S3Store(TempFolder):
     """``s3://bucket/prefix``: blobs as objects; uploads as S3 multipart uploads."""
 
     min_part_size = MIN_PART_SIZE
@@ -197,9 +196,6 @@ class S3Store:
         )
         return url
 
-    def temp_path(self) -> Path:
-        return self.tmp / uuid.uuid4().hex
-
     async def put_file(self, key: str, path: Path) -> None:
         target = self._blob_key(key)
         await self._call(self.client.upload_file, str(path), self.bucket, target, Config=_TRANSFER)
@@ -270,18 +266,12 @@ class S3Store:
         # A known md5 is not computed again: the store checks it against the bytes anyway.
         path = self.temp_path()
         hasher = hashlib.md5()
-        written = 0
         try:
             async with await anyio.open_file(path, "wb") as handle:
-                async for chunk in body:
-                    written += len(chunk)
-                    if written > size:
-                        raise PartSizeError(f"slice is larger than {size} bytes")
+                async for chunk in exactly(body, size):
                     if md5 is None:
                         hasher.update(chunk)
                     await handle.write(chunk)
-            if written != size:
-                raise PartSizeError(f"slice has {written} bytes, expected {size}")
             digest = hasher.digest() if md5 is None else bytes.fromhex(md5)
 
             def send() -> None:
@@ -422,15 +412,6 @@ class S3Store:
 
         await self._call(collect)
         return sorted(u for u in found if u and "/" not in u)
-
-    async def cleanup_temp(self, older_than: float) -> None:
-        cutoff = time.time() - older_than
-        for entry in self.tmp.iterdir():
-            try:
-                if entry.stat().st_mtime < cutoff:
-                    entry.unlink(missing_ok=True)
-            except FileNotFoundError:
-                continue
 
 
 def _attachment(name: str) -> str:
