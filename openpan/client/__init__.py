@@ -13,8 +13,8 @@ It works against an openpan server and, by base URL, against the real service
 are the models below.
 """
 
-from openpan.client._async_client import AsyncClient, AsyncCopyTask, AsyncOfflineTask
-from openpan.client._client import Client, CopyTask, OfflineTask
+from openpan.client._async_client import AsyncClient
+from openpan.client._client import Client
 from openpan.client._exceptions import (
     APIError,
     AuthenticationError,
@@ -29,6 +29,7 @@ from openpan.client._exceptions import (
     UploadError,
     WaitTimeout,
 )
+from openpan.client._handles import AsyncCopyTask, AsyncOfflineTask, CopyTask, OfflineTask
 from openpan.client._models import (
     AccessToken,
     CopyFailure,

@@ -75,6 +75,7 @@ def _drop_none(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def oss_mkdir(names: str | Sequence[str], parent_id: str = "") -> Call[list[OssDir]]:
+    """``POST /upload/v1/oss/file/mkdir``: one directory per name."""
     listed = [names] if isinstance(names, str) else list(names)
 
     def parse(data: Any) -> list[OssDir]:
@@ -90,6 +91,7 @@ def oss_mkdir(names: str | Sequence[str], parent_id: str = "") -> Call[list[OssD
 
 
 def oss_create(parent_id: str, filename: str, etag: str, size: int) -> Call[UploadCreated[str]]:
+    """``POST /upload/v1/oss/file/create``."""
     return Call(
         "POST",
         "/upload/v1/oss/file/create",
@@ -106,6 +108,7 @@ def oss_create(parent_id: str, filename: str, etag: str, size: int) -> Call[Uplo
 
 
 def oss_get_upload_url(preupload_id: str, slice_no: int) -> Call[UploadURL]:
+    """``POST /upload/v1/oss/file/get_upload_url``."""
     return Call(
         "POST",
         "/upload/v1/oss/file/get_upload_url",
@@ -115,6 +118,7 @@ def oss_get_upload_url(preupload_id: str, slice_no: int) -> Call[UploadURL]:
 
 
 def oss_list_upload_parts(preupload_id: str) -> Call[list[UploadPart]]:
+    """``POST /upload/v1/oss/file/list_upload_parts``."""
     return Call(
         "POST",
         "/upload/v1/oss/file/list_upload_parts",
@@ -124,6 +128,7 @@ def oss_list_upload_parts(preupload_id: str) -> Call[list[UploadPart]]:
 
 
 def oss_upload_complete(preupload_id: str) -> Call[UploadCompleted[str]]:
+    """``POST /upload/v1/oss/file/upload_complete``."""
     return Call(
         "POST",
         "/upload/v1/oss/file/upload_complete",
@@ -134,6 +139,7 @@ def oss_upload_complete(preupload_id: str) -> Call[UploadCompleted[str]]:
 
 
 def oss_upload_async_result(preupload_id: str) -> Call[UploadResult[str]]:
+    """``POST /upload/v1/oss/file/upload_async_result``."""
     return Call(
         "POST",
         "/upload/v1/oss/file/upload_async_result",
@@ -150,6 +156,7 @@ def oss_list(
     start_time: int | None = None,
     end_time: int | None = None,
 ) -> Call[OssPage]:
+    """``POST /api/v1/oss/file/list``: one page (see ``iter_files`` for all)."""
     body = {
         "parentFileId": parent_id,
         "limit": limit,
@@ -162,10 +169,12 @@ def oss_list(
 
 
 def oss_detail(file_id: str) -> Call[OssFile]:
+    """``GET /api/v1/oss/file/detail``."""
     return Call("GET", "/api/v1/oss/file/detail", _model(OssFile), query={"fileID": file_id})
 
 
 def oss_move(file_ids: Sequence[str], to_parent_id: str = "") -> Call[None]:
+    """``POST /api/v1/oss/file/move`` (at most 100 IDs)."""
     return Call(
         "POST",
         "/api/v1/oss/file/move",
@@ -175,12 +184,14 @@ def oss_move(file_ids: Sequence[str], to_parent_id: str = "") -> Call[None]:
 
 
 def oss_delete(file_ids: Sequence[str]) -> Call[None]:
+    """``POST /api/v1/oss/file/delete`` (at most 100 IDs; a directory takes its contents)."""
     return Call(
         "POST", "/api/v1/oss/file/delete", _none, json={"fileIDs": _ids(file_ids)}, idempotent=False
     )
 
 
 def oss_copy(file_ids: Sequence[int], to_parent_id: str = "") -> Call[str]:
+    """``POST /api/v1/oss/source/copy``: copy cloud-disk images here; returns the task ID."""
     return Call(
         "POST",
         "/api/v1/oss/source/copy",
@@ -196,12 +207,14 @@ def oss_copy(file_ids: Sequence[int], to_parent_id: str = "") -> Call[str]:
 
 
 def oss_copy_process(task_id: str) -> Call[CopyProgress]:
+    """``GET /api/v1/oss/source/copy/process``."""
     return Call(
         "GET", "/api/v1/oss/source/copy/process", _model(CopyProgress), query={"taskID": task_id}
     )
 
 
 def oss_copy_fail(task_id: str, *, page: int = 1, limit: int = 100) -> Call[CopyFailures]:
+    """``GET /api/v1/oss/source/copy/fail``: one page of the files that failed."""
     return Call(
         "GET",
         "/api/v1/oss/source/copy/fail",
@@ -217,6 +230,7 @@ def oss_offline_download(
     dir_id: str | None = None,
     callback_url: str | None = None,
 ) -> Call[int]:
+    """``POST /api/v1/oss/offline/download``: returns the task ID."""
     body = {
         "url": url,
         "fileName": file_name,
@@ -234,6 +248,7 @@ def oss_offline_download(
 
 
 def oss_offline_process(task_id: int) -> Call[OfflineProgress]:
+    """``GET /api/v1/oss/offline/download/process``."""
     return Call(
         "GET",
         "/api/v1/oss/offline/download/process",
@@ -246,6 +261,7 @@ def oss_offline_process(task_id: int) -> Call[OfflineProgress]:
 
 
 def disk_mkdir(name: str, parent_id: int = 0) -> Call[int]:
+    """``POST /upload/v1/file/mkdir``: returns the new directory's ID."""
     return Call(
         "POST",
         "/upload/v1/file/mkdir",
@@ -285,6 +301,7 @@ def disk_create(
     duplicate: int | None = None,
     contain_dir: bool = False,
 ) -> Call[UploadCreated[int]]:
+    """``POST /upload/v1/file/create``."""
     return Call(
         "POST",
         "/upload/v1/file/create",
@@ -295,6 +312,7 @@ def disk_create(
 
 
 def disk_get_upload_url(preupload_id: str, slice_no: int) -> Call[UploadURL]:
+    """``POST /upload/v1/file/get_upload_url``."""
     return Call(
         "POST",
         "/upload/v1/file/get_upload_url",
@@ -304,12 +322,14 @@ def disk_get_upload_url(preupload_id: str, slice_no: int) -> Call[UploadURL]:
 
 
 def disk_list_upload_parts(preupload_id: str) -> Call[list[UploadPart]]:
+    """``POST /upload/v1/file/list_upload_parts``."""
     return Call(
         "POST", "/upload/v1/file/list_upload_parts", _parts, json={"preuploadID": preupload_id}
     )
 
 
 def disk_upload_complete(preupload_id: str) -> Call[UploadCompleted[int]]:
+    """``POST /upload/v1/file/upload_complete``."""
     return Call(
         "POST",
         "/upload/v1/file/upload_complete",
@@ -320,6 +340,7 @@ def disk_upload_complete(preupload_id: str) -> Call[UploadCompleted[int]]:
 
 
 def disk_upload_async_result(preupload_id: str) -> Call[UploadResult[int]]:
+    """``POST /upload/v1/file/upload_async_result``."""
     return Call(
         "POST",
         "/upload/v1/file/upload_async_result",
@@ -337,6 +358,7 @@ def disk_create_v2(
     duplicate: int | None = None,
     contain_dir: bool = False,
 ) -> Call[UploadCreated[int]]:
+    """``POST /upload/v2/file/create`` (``servers`` names the hosts for slices)."""
     return Call(
         "POST",
         "/upload/v2/file/create",
@@ -349,6 +371,7 @@ def disk_create_v2(
 def disk_upload_slice_v2(
     server: str, preupload_id: str, slice_no: int, slice_md5: str, data: bytes
 ) -> Call[None]:
+    """``POST {server}/upload/v2/file/slice`` (multipart)."""
     return Call(
         "POST",
         "/upload/v2/file/slice",
@@ -361,6 +384,7 @@ def disk_upload_slice_v2(
 
 
 def disk_upload_complete_v2(preupload_id: str) -> Call[UploadResult[int]]:
+    """``POST /upload/v2/file/upload_complete`` (``StillVerifyingError`` while checking)."""
     return Call(
         "POST",
         "/upload/v2/file/upload_complete",
@@ -371,6 +395,8 @@ def disk_upload_complete_v2(preupload_id: str) -> Call[UploadResult[int]]:
 
 
 def disk_upload_domain_v2() -> Call[list[str]]:
+    """``GET /upload/v2/file/domain``: hosts for one-step uploads."""
+
     def parse(data: Any) -> list[str]:
         return [str(d) for d in data or []]
 
@@ -387,6 +413,7 @@ def disk_upload_single_v2(
     duplicate: int | None = None,
     contain_dir: bool = False,
 ) -> Call[UploadResult[int]]:
+    """``POST {server}/upload/v2/file/single/create``: a small file in one request."""
     form = {
         "parentFileID": str(parent_id),
         "filename": filename,
@@ -416,6 +443,7 @@ def disk_list(
     search_data: str | None = None,
     search_mode: int | None = None,
 ) -> Call[DiskPage]:
+    """``GET /api/v2/file/list``: one page, trashed files included (see ``iter_files``)."""
     query = {
         "parentFileId": parent_id,
         "limit": limit,
@@ -436,6 +464,7 @@ def disk_list_v1(
     trashed: bool | None = None,
     search_data: str | None = None,
 ) -> Call[DiskPageV1]:
+    """``GET /api/v1/file/list`` (the older, page-numbered listing)."""
     query: dict[str, Any] = {
         "parentFileId": parent_id,
         "page": page,
@@ -450,10 +479,13 @@ def disk_list_v1(
 
 
 def disk_detail(file_id: int) -> Call[DiskFile]:
+    """``GET /api/v1/file/detail``."""
     return Call("GET", "/api/v1/file/detail", _model(DiskFile), query={"fileID": file_id})
 
 
 def disk_infos(file_ids: Sequence[int]) -> Call[list[DiskFile]]:
+    """``POST /api/v1/file/infos``."""
+
     def parse(data: Any) -> list[DiskFile]:
         data = data or {}
         items = data.get("fileList") or data.get("list") or []
@@ -463,6 +495,7 @@ def disk_infos(file_ids: Sequence[int]) -> Call[list[DiskFile]]:
 
 
 def disk_move(file_ids: Sequence[int], to_parent_id: int = 0) -> Call[None]:
+    """``POST /api/v1/file/move`` (at most 100 IDs)."""
     return Call(
         "POST",
         "/api/v1/file/move",
@@ -472,10 +505,12 @@ def disk_move(file_ids: Sequence[int], to_parent_id: int = 0) -> Call[None]:
 
 
 def disk_rename(file_id: int, name: str) -> Call[None]:
+    """``PUT /api/v1/file/name``."""
     return Call("PUT", "/api/v1/file/name", _none, json={"fileId": file_id, "fileName": name})
 
 
 def disk_rename_batch(renames: Mapping[int, str]) -> Call[RenameResult]:
+    """``POST /api/v1/file/rename``: ``{file_id: new_name}``, at most 30."""
     return Call(
         "POST",
         "/api/v1/file/rename",
@@ -485,10 +520,13 @@ def disk_rename_batch(renames: Mapping[int, str]) -> Call[RenameResult]:
 
 
 def disk_trash(file_ids: Sequence[int]) -> Call[None]:
+    """``POST /api/v1/file/trash``: move to the recycle bin."""
     return Call("POST", "/api/v1/file/trash", _none, json={"fileIDs": _ids(file_ids)})
 
 
 def disk_recover(file_ids: Sequence[int]) -> Call[list[int]]:
+    """``POST /api/v1/file/recover``: returns the IDs whose old directory is gone."""
+
     def parse(data: Any) -> list[int]:
         return [int(i) for i in (data or {}).get("abnormalFileIDs") or []]
 
@@ -496,6 +534,7 @@ def disk_recover(file_ids: Sequence[int]) -> Call[list[int]]:
 
 
 def disk_recover_by_path(file_ids: Sequence[int], parent_id: int) -> Call[None]:
+    """``POST /api/v1/file/recover/by_path``."""
     return Call(
         "POST",
         "/api/v1/file/recover/by_path",
@@ -505,18 +544,21 @@ def disk_recover_by_path(file_ids: Sequence[int], parent_id: int) -> Call[None]:
 
 
 def disk_delete(file_ids: Sequence[int]) -> Call[None]:
+    """``POST /api/v1/file/delete``: delete for good (files must be in the trash)."""
     return Call(
         "POST", "/api/v1/file/delete", _none, json={"fileIDs": _ids(file_ids)}, idempotent=False
     )
 
 
 def download_info(file_id: int) -> Call[DownloadInfo]:
+    """``GET /api/v1/file/download_info``: a temporary download URL."""
     return Call(
         "GET", "/api/v1/file/download_info", _model(DownloadInfo), query={"fileId": file_id}
     )
 
 
 def user_info() -> Call[UserInfo]:
+    """``GET /api/v1/user/info``."""
     return Call("GET", "/api/v1/user/info", _model(UserInfo))
 
 
@@ -527,6 +569,7 @@ def offline_download(
     dir_id: int | None = None,
     callback_url: str | None = None,
 ) -> Call[int]:
+    """``POST /api/v1/offline/download``: returns the task ID."""
     body = {"url": url, "fileName": file_name, "dirID": dir_id, "callBackUrl": callback_url}
     return Call(
         "POST",
@@ -538,6 +581,7 @@ def offline_download(
 
 
 def offline_process(task_id: int) -> Call[OfflineProgress]:
+    """``GET /api/v1/offline/download/process``."""
     return Call(
         "GET",
         "/api/v1/offline/download/process",

@@ -138,3 +138,27 @@ def resolve_dir(space: Space, ref: Ref | None, create: bool = False) -> Flow[str
     for name in split_path(str(ref)):
         parent = yield from ensure_dir(space, parent, name)
     return parent
+
+
+class Pager:
+    """The entries of one directory, a page at a time through ``lastFileId`` (``iter_files``)."""
+
+    def __init__(self, space: str, directory: Ref | None, include_trashed: bool) -> None:
+        self._space = space
+        self._directory = directory
+        self._include_trashed = include_trashed
+        self._parent: str | int | None = None
+        self._last: Any = None
+        self._done = False
+
+    def next(self) -> Flow[list[Entry] | None]:
+        if self._done:
+            return None
+        space = check_space(self._space)
+        if self._parent is None:
+            self._parent = yield from resolve_dir(space, self._directory)
+        page = yield from call(list_page(space, self._parent, self._last))
+        self._done = page.is_last or not page.files
+        self._last = page.last_file_id
+        keep = self._include_trashed
+        return [e for e in page.files if keep or not getattr(e, "trashed", False)]
