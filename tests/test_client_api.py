@@ -45,6 +45,7 @@ PUBLIC = {
     "Download",
     "DownloadError",
     "DownloadInfo",
+    "IfExists",
     "NotFoundError",
     "OfflineProgress",
     "OfflineStatus",

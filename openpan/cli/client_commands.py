@@ -1,75 +1,40 @@
-"""``openpan login|whoami|ls|mkdir|mv|rm|info|link|upload|download|offline|copy``: the SDK
-from a shell. Each command is a thin layer over ``openpan.client.Client``; the common options,
-output modes and exit codes are in ``session.py``."""
+"""``openpan login|logout|whoami|ls|mkdir|mv|rm|info|link``: the SDK from a shell, for
+accounts and files. Each command is a thin layer over ``openpan.client.Client``; the common
+options, output modes and exit codes are in ``session.py``; transfers are in
+``transfer_commands.py``, offline downloads and copies in ``task_commands.py``."""
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from openpan.cli import profiles
 from openpan.cli.session import (
-    ENV,
-    EXIT_FAILED,
     EXIT_NOT_FOUND,
     EXIT_USAGE,
     Failed,
     Session,
     client_command,
-    err,
     human,
     is_interactive,
     jsonable,
     out,
 )
 from openpan.client import (
-    AuthenticationError,
     Client,
-    CopyTask,
     DiskFile,
-    OfflineStatus,
-    OfflineTask,
     OssFile,
-    TaskFailed,
     TransportError,
-    UploadedFile,
-    UploadFailure,
 )
-from openpan.client._upload import IfExists
 
 commands = typer.Typer()
-offline_app = typer.Typer(
-    help="Offline downloads: the server fetches a URL into the disk or the image bed.",
-    no_args_is_help=True,
-)
-copy_app = typer.Typer(
-    help="Copy cloud-disk images into the image bed (server-side, no bytes through you).",
-    no_args_is_help=True,
-)
 
 Entry = OssFile | DiskFile
-Outcome = tuple[Any, Any, BaseException | None]
-Wait = Annotated[bool, typer.Option("--wait", help="Wait for the task to end, with progress.")]
-Timeout = Annotated[
-    float | None, typer.Option("--timeout", help="Give up waiting after this many seconds.")
-]
 
 
-def register(app: typer.Typer) -> None:
-    """Add the client commands to the ``openpan`` command."""
-    app.registered_commands.extend(commands.registered_commands)
-    app.add_typer(offline_app, name="offline")
-    app.add_typer(copy_app, name="copy")
-
-
-def _entry(client: Client, ref: str, session: Session) -> Entry:
+def lookup(client: Client, ref: str, session: Session) -> Entry:
     entry = client.resolve(ref, space=session.space)
     if entry is None:
         raise Failed("the root directory has no details", EXIT_USAGE)
@@ -78,7 +43,7 @@ def _entry(client: Client, ref: str, session: Session) -> Entry:
 
 def _file_id(client: Client, ref: str, session: Session) -> str | int:
     if ref.startswith("/"):
-        return _entry(client, ref, session).file_id
+        return lookup(client, ref, session).file_id
     if session.space == "disk":
         if not ref.isdigit():
             raise Failed(f"not a cloud-disk ID or /path: {ref!r}", EXIT_USAGE)
@@ -326,7 +291,7 @@ def info(
 
     Example: openpan info /photos/cat.jpg
     """
-    entry = _entry(session.client(), file, session)
+    entry = lookup(session.client(), file, session)
     if session.as_json:
         session.emit(entry)
         return
@@ -346,7 +311,7 @@ def link(
     Example: openpan link /photos/cat.jpg
     """
     client = session.client()
-    entry = _entry(client, file, session)
+    entry = lookup(client, file, session)
     if entry.is_dir:
         raise Failed(f"{entry.filename!r} is a directory", EXIT_USAGE)
     if isinstance(entry, OssFile):
@@ -357,409 +322,3 @@ def link(
         session.emit({"file_id": entry.file_id, "filename": entry.filename, "link": url})
         return
     out.print(url, markup=False)
-
-
-# Transfers ---------------------------------------------------------------------------------
-
-
-class _Bars:
-    """A total bar and one bar per file, fed from worker threads by label."""
-
-    def __init__(self, bars: Progress, sizes: dict[str, int]) -> None:
-        self.bars = bars
-        self.sizes = sizes
-        self.total = bars.add_task("total", total=sum(sizes.values()) or None)
-        self.tasks: dict[str, TaskID] = {}
-        self.lock = threading.Lock()
-
-    def advance(self, label: str, nbytes: int) -> None:
-        with self.lock:
-            task = self.tasks.get(label)
-            if task is None:
-                name = Path(label).name
-                task = self.tasks[label] = self.bars.add_task(name, total=self.sizes.get(label))
-            self.bars.advance(task, nbytes)
-            self.bars.advance(self.total, nbytes)
-
-    def done(self, label: str) -> None:
-        with self.lock:
-            task = self.tasks.get(label)
-            if task is not None and len(self.tasks) > 1:
-                self.bars.update(task, visible=False)  # keep the screen to what is moving
-
-
-def _sizes(paths: list[Path]) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for path in paths:
-        if path.is_dir():
-            for here, _dirs, files in os.walk(path):
-                for name in files:
-                    full = Path(here) / name
-                    if full.is_file():
-                        sizes[str(full)] = full.stat().st_size
-        else:
-            sizes[str(path)] = path.stat().st_size
-    return sizes
-
-
-def _uploaded(item: UploadedFile) -> dict[str, Any]:
-    return {
-        "source": item.source,
-        "file_id": item.file.file_id,
-        "filename": item.file.filename,
-        "size": item.file.size,
-        "etag": item.file.etag,
-        "link": item.link,
-        "instant": item.instant,
-        "existed": item.existed,
-        "resumed": item.resumed,
-        "sent_bytes": item.sent_bytes,
-    }
-
-
-@client_command(commands, "upload")
-def upload(
-    session: Session,
-    paths: Annotated[
-        list[Path], typer.Argument(help="Files and directories.", exists=True, readable=True)
-    ],
-    to: Annotated[
-        str | None, typer.Option("--to", help="Target directory: /path (made if missing) or ID.")
-    ] = None,
-    jobs: Annotated[
-        int,
-        typer.Option("--jobs", "-j", envvar=ENV["jobs"], min=1, max=64, help="Parallel slices."),
-    ] = 4,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace files of the same name and other content.")
-    ] = False,
-    resume: Annotated[
-        bool, typer.Option("--resume/--no-resume", help="Continue interrupted uploads.")
-    ] = True,
-) -> None:
-    """Upload files and directories (directories keep their name and tree); prints each
-    file's link. Files already there with the same content are skipped; content the server
-    already holds is not sent again.
-
-    Example: openpan upload cat.jpg photos/ --to /pets -j 8
-    """
-    client = session.client()
-    space = session.space
-    if_exists: IfExists = "overwrite" if overwrite else "skip"
-    sizes = _sizes(paths)
-    done: list[UploadedFile] = []
-    failed: list[UploadFailure] = []
-
-    with session.bars() as progress:
-        ui = _Bars(progress, sizes)
-
-        def report(result: UploadedFile | UploadFailure) -> None:
-            ui.done(result.source)
-            if isinstance(result, UploadFailure):
-                failed.append(result)
-                err.print(f"openpan: {result.source}: {result.error}", markup=False)
-                return
-            done.append(result)
-            if session.as_json:
-                return
-            if session.quiet:
-                out.print(result.link or str(result.file.file_id), markup=False)
-                return
-            note = " (already there)" if result.existed else " (instant)" if result.instant else ""
-            out.print(f"{result.source} → {result.link or result.file.file_id}{note}", markup=False)
-
-        for path in paths:
-            if path.is_dir():
-                dest: str | int | None
-                if to is None or to.startswith("/"):
-                    dest = f"{(to or '').rstrip('/')}/{path.resolve().name}"
-                else:
-                    dest = client.makedirs(path.resolve().name, space=space, parent=to)
-                client.upload_dir(
-                    path,
-                    dest,
-                    space=space,
-                    concurrency=jobs,
-                    if_exists=if_exists,
-                    resume=resume,
-                    link=True,
-                    progress=ui.advance,
-                    on_file=report,
-                )
-                continue
-            label = str(path)
-            try:
-                result: UploadedFile | UploadFailure = client.upload(
-                    path,
-                    to,
-                    space=space,
-                    concurrency=jobs,
-                    if_exists=if_exists,
-                    resume=resume,
-                    progress=lambda n, label=label: ui.advance(label, n),  # type: ignore[misc]
-                )
-            except (AuthenticationError, TransportError):
-                raise  # every other file would fail the same way
-            except Exception as exc:
-                if len(paths) == 1:
-                    raise
-                result = UploadFailure(source=label, error=exc)
-            report(result)
-    if session.as_json:
-        session.emit(
-            {
-                "files": [_uploaded(item) for item in done],
-                "failures": [{"source": f.source, "error": str(f.error)} for f in failed],
-            }
-        )
-    if failed:
-        raise typer.Exit(EXIT_FAILED)
-
-
-@client_command(commands, "download")
-def download(
-    session: Session,
-    files: Annotated[list[str], typer.Argument(help="Files: /paths or IDs.")],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output", "-o", help="Where to save: a file, or a directory (ending in /; default .)."
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume/--no-resume", help="Continue interrupted downloads.")
-    ] = True,
-) -> None:
-    """Download files (checked against their md5); an interrupted download continues.
-
-    Example: openpan download /photos/cat.jpg -o ~/Pictures/
-    """
-    client = session.client()
-    entries = [_entry(client, ref, session) for ref in files]
-    target = Path(output or ".").expanduser()
-    if len(entries) > 1 or (output or "").endswith(("/", os.sep)):
-        target.mkdir(parents=True, exist_ok=True)
-    results = []
-    with session.bars() as progress:
-        ui = _Bars(progress, {str(e.file_id): e.size for e in entries})
-        for entry in entries:
-            key = str(entry.file_id)
-            got = client.download(
-                entry.file_id,
-                target,
-                space=session.space,
-                resume=resume,
-                progress=lambda n, key=key: ui.advance(key, n),  # type: ignore[misc]
-            )
-            results.append(got)
-            if not session.as_json:
-                out.print(str(got.path) if session.quiet else f"{entry.filename} → {got.path}")
-    if session.as_json:
-        session.emit(
-            [
-                {"path": str(r.path), "size": r.size, "received": r.received, "resumed": r.resumed}
-                for r in results
-            ]
-        )
-
-
-# Offline downloads -------------------------------------------------------------------------
-
-
-def _offline_view(task: OfflineTask, progress: Any) -> dict[str, Any]:
-    return {
-        "task_id": task.task_id,
-        "space": task.space,
-        "status": progress.status.name.lower(),
-        "status_code": int(progress.status),
-        "process": progress.process,
-    }
-
-
-def _wait_all(
-    session: Session,
-    handles: list[Any],
-    describe: Callable[[Any], str],
-    timeout: float | None,
-) -> list[Outcome]:
-    """Wait for each task with a bar; (handle, last progress, failure) per task."""
-    outcomes: list[Outcome] = []
-    with session.bars(transfer=False) as bars:
-        for handle in handles:
-            bar = bars.add_task(describe(handle), total=100, state="")
-            last: dict[str, Any] = {}
-
-            def show(p: Any, bar: TaskID = bar, last: dict[str, Any] = last) -> None:
-                last["p"] = p
-                percent = float(getattr(p, "process", 0.0))
-                if getattr(p, "finished", False) and percent == 0:
-                    percent = 100.0
-                bars.update(bar, completed=percent, state=p.status.name.lower())
-
-            try:
-                handle.wait(timeout=timeout, on_progress=show)
-                outcomes.append((handle, last.get("p"), None))
-            except TaskFailed as exc:
-                outcomes.append((handle, last.get("p"), exc))
-    return outcomes
-
-
-@client_command(offline_app, "add", env="offline_add")
-def offline_add(
-    session: Session,
-    urls: Annotated[list[str], typer.Argument(help="http(s) URLs.")],
-    to: Annotated[
-        str | None,
-        typer.Option("--to", help="Target directory: /path or ID (default: 来自:离线下载)."),
-    ] = None,
-    name: Annotated[str | None, typer.Option("--name", help="File name (one URL only).")] = None,
-    callback: Annotated[
-        str | None, typer.Option("--callback", help="URL the server POSTs the outcome to.")
-    ] = None,
-    wait: Wait = False,
-    timeout: Timeout = None,
-) -> None:
-    """Start offline downloads; prints each task ID (with --wait, waits for them).
-
-    Example: openpan offline add https://example.com/a.jpg --oss --wait
-    """
-    if name and len(urls) > 1:
-        raise Failed("--name needs exactly one URL", EXIT_USAGE)
-    client = session.client()
-    tasks = [
-        client.offline(url, space=session.space, dest=to, name=name, callback_url=callback)
-        for url in urls
-    ]
-    if not wait:
-        if session.as_json:
-            session.emit(
-                [
-                    {"url": u, "task_id": t.task_id, "space": t.space}
-                    for u, t in zip(urls, tasks, strict=True)
-                ]
-            )
-            return
-        for url, task in zip(urls, tasks, strict=True):
-            out.print(str(task.task_id) if session.quiet else f"{url} → task {task.task_id}")
-        return
-    outcomes = _wait_all(session, tasks, lambda t: f"task {t.task_id}", timeout)
-    _report_offline(session, outcomes)
-
-
-@client_command(offline_app, "status", env="offline_status")
-def offline_status(
-    session: Session,
-    task_id: Annotated[int, typer.Argument(help="The task ID.")],
-    wait: Wait = False,
-    timeout: Timeout = None,
-) -> None:
-    """Show an offline download's progress and status (exit code 1 if it failed).
-
-    Example: openpan offline status 394756 --disk
-    """
-    task = OfflineTask(session.client(), task_id, session.space)
-    if wait:
-        _report_offline(session, _wait_all(session, [task], lambda t: f"task {t.task_id}", timeout))
-        return
-    _report_offline(session, [(task, task.progress(), None)])
-
-
-def _report_offline(
-    session: Session, outcomes: list[tuple[Any, Any, BaseException | None]]
-) -> None:
-    views = [_offline_view(task, p) for task, p, _exc in outcomes if p is not None]
-    if session.as_json:
-        session.emit(views)
-    else:
-        for view in views:
-            if session.quiet:
-                out.print(view["status"])
-            else:
-                out.print(f"task {view['task_id']}: {view['status']} ({view['process']:g}%)")
-    if any(v["status_code"] == OfflineStatus.FAILED for v in views):
-        raise typer.Exit(EXIT_FAILED)
-
-
-# Copy tasks --------------------------------------------------------------------------------
-
-
-@client_command(copy_app, "add", space=False, env="copy_add")
-def copy_add(
-    session: Session,
-    files: Annotated[
-        list[str], typer.Argument(help="Cloud-disk files or directories: /paths or IDs.")
-    ],
-    to: Annotated[
-        str | None, typer.Option("--to", help="Image-bed directory: /path (made if missing) or ID.")
-    ] = None,
-    wait: Wait = False,
-    timeout: Timeout = None,
-) -> None:
-    """Copy cloud-disk images into the image bed; prints the task ID.
-
-    Example: openpan copy add /photos --to /gallery --wait
-    """
-    client = session.client()
-    refs: list[int | str] = [int(f) if f.isdigit() else f for f in files]
-    task = client.copy(refs, to)
-    if not wait:
-        if session.as_json:
-            session.emit({"task_id": task.task_id})
-        else:
-            out.print(task.task_id if session.quiet else f"task {task.task_id}")
-        return
-    _report_copy(session, task, _wait_all(session, [task], lambda t: f"copy {t.task_id}", timeout))
-
-
-@client_command(copy_app, "status", space=False, env="copy_status")
-def copy_status(
-    session: Session,
-    task_id: Annotated[str, typer.Argument(help="The copy task ID.")],
-    wait: Wait = False,
-    timeout: Timeout = None,
-) -> None:
-    """Show a copy task's status (exit code 1 if it failed).
-
-    Example: openpan copy status 1ketmmu1000d86isuyq33su100w1bnp6 --wait
-    """
-    task = CopyTask(session.client(), task_id)
-    if wait:
-        outcomes = _wait_all(session, [task], lambda t: f"copy {t.task_id}", timeout)
-    else:
-        outcomes = [(task, task.progress(), None)]
-    _report_copy(session, task, outcomes)
-
-
-def _report_copy(session: Session, task: CopyTask, outcomes: list[Outcome]) -> None:
-    _handle, progress, _exc = outcomes[0]
-    view = {
-        "task_id": task.task_id,
-        "status": progress.status.name.lower(),
-        "status_code": int(progress.status),
-        "fail_msg": progress.fail_msg,
-    }
-    if session.as_json:
-        session.emit(view)
-    elif session.quiet:
-        out.print(view["status"])
-    else:
-        reason = f": {progress.fail_msg}" if progress.fail_msg else ""
-        out.print(f"copy {task.task_id}: {view['status']}{reason}", markup=False)
-    if view["status"] == "failed":
-        raise typer.Exit(EXIT_FAILED)
-
-
-@client_command(copy_app, "failures", space=False, env="copy_failures")
-def copy_failures(
-    session: Session, task_id: Annotated[str, typer.Argument(help="The copy task ID.")]
-) -> None:
-    """List the files a copy task could not copy.
-
-    Example: openpan copy failures 1ketmmu1000d86isuyq33su100w1bnp6 --json
-    """
-    failures = CopyTask(session.client(), task_id).failures()
-    if session.as_json:
-        session.emit(failures)
-        return
-    for f in failures:
-        out.print(f"{f.file_id}\t{f.filename}", markup=False)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import IntegrityError
 
-from openpan.cli import client_commands
+from openpan.cli import client_commands, task_commands, transfer_commands
 from openpan.cli.worker import worker as worker_command
 from openpan.db.engine import Database
 from openpan.db.migrate import upgrade
@@ -291,4 +291,7 @@ def _run(coro: Any) -> Any:
 
 
 # The SDK from the shell: login, upload, ls, download, offline, copy, ...
-client_commands.register(app)
+for module in (client_commands, transfer_commands):
+    app.registered_commands.extend(module.commands.registered_commands)
+app.add_typer(task_commands.offline_app, name="offline")
+app.add_typer(task_commands.copy_app, name="copy")

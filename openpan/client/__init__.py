@@ -58,6 +58,7 @@ from openpan.client._models import (
     UploadURL,
     UserInfo,
 )
+from openpan.client._upload import IfExists
 
 __all__ = [
     "APIError",
@@ -80,6 +81,7 @@ __all__ = [
     "Download",
     "DownloadError",
     "DownloadInfo",
+    "IfExists",
     "NotFoundError",
     "OfflineProgress",
     "OfflineStatus",
