@@ -20,6 +20,7 @@ from openpan.db.migrate import upgrade
 from openpan.db.models import Job
 from openpan.db.statuses import JobStatus
 from openpan.jobs.roles import Role, default_role, make_runner
+from openpan.jobs.runner import settle_current_job
 from openpan.services import callbacks, copy_tasks, offline, tokens, uploads
 from openpan.services.context import Context
 from openpan.services.daily_traffic import DailyTraffic
@@ -63,7 +64,8 @@ async def build_context(settings: Settings, role: Role | None = None) -> Context
     runner.register(copy_tasks.JOB, run_copy_task)
 
     async def run_download(payload: dict[str, object]) -> None:
-        await offline.download_job(ctx, payload)
+        # The transaction that ends a task marks its job done too (one transaction saved).
+        await offline.download_job(ctx, payload, settle_job=settle_current_job)
 
     async def send_callback(payload: dict[str, object]) -> None:
         await callbacks.deliver_job(ctx, payload)

@@ -22,8 +22,10 @@ from openpan.db.direct import DirectReader
 from openpan.db.engine import Database
 from openpan.db.models import Job, Meta, OfflineTask, User, from_row, table_of
 from openpan.db.session import hot
+from openpan.db.statuses import OfflineStatus
 from openpan.jobs import runner
-from openpan.services import blobs, offline, tokens, users
+from openpan.services import blobs, tokens, users
+from openpan.services.offline import statements
 from openpan.settings import normalise_database_url
 
 pytestmark = pytest.mark.skipif(pgdb.postgres_tier(), reason="the embedded database's path")
@@ -77,8 +79,8 @@ def test_rows_are_what_sqlalchemy_reads(tmp_path: Path) -> None:
         task_id = await _add_task(db, active=True, bytes_total=None, validator='"abc"')
         async with db.rows() as reader:
             assert isinstance(reader, DirectReader)
-            ours = (await reader.execute(offline._TASK_AND_USER, {"id": task_id})).all()
-        theirs = await _through_sqlalchemy(db, offline._TASK_AND_USER, {"id": task_id})
+            ours = (await reader.execute(statements.TASK_AND_USER, {"id": task_id})).all()
+        theirs = await _through_sqlalchemy(db, statements.TASK_AND_USER, {"id": task_id})
         return ours, theirs
 
     ours, theirs = _run(tmp_path, body)
@@ -108,7 +110,7 @@ def test_a_token_lookup_and_a_missing_row(tmp_path: Path) -> None:
 def test_a_missing_parameter_is_an_error_not_a_null(tmp_path: Path) -> None:
     async def body(db: Database) -> None:
         async with db.rows() as reader:
-            await reader.execute(offline._TASK, {})
+            await reader.execute(statements.TASK, {})
 
     with pytest.raises(KeyError, match="'id'"):
         _run(tmp_path, body)
@@ -153,7 +155,7 @@ def test_writes_join_the_callers_transaction(tmp_path: Path) -> None:
             await runner.enqueue(session, "kept", {"n": 1})
             job_id = (await session.execute(select(Job.id))).scalar_one()
             await runner._settle(session, job_id, "done", 60, "why")
-            changed = await offline._update_unfinished(session, task_id, {"updated_at": moment})
+            changed = await statements.update_unfinished(session, task_id, {"updated_at": moment})
         async with db.read() as session:
             jobs = (await session.execute(select(Job))).scalars().all()
             updated = (await session.execute(select(OfflineTask.updated_at))).scalar_one()
@@ -169,13 +171,13 @@ def test_writes_join_the_callers_transaction(tmp_path: Path) -> None:
 
 def test_an_update_counts_the_rows_it_changed(tmp_path: Path) -> None:
     async def body(db: Database) -> list[int]:
-        task_id = await _add_task(db, status=offline.SUCCEEDED)
+        task_id = await _add_task(db, status=OfflineStatus.SUCCEEDED)
         async with db.write() as session:
-            ended = await offline._update_unfinished(session, task_id, {"process": 5.0})
-            missing = await offline._update_unfinished(session, 999, {"process": 5.0})
+            ended = await statements.update_unfinished(session, task_id, {"process": 5.0})
+            missing = await statements.update_unfinished(session, 999, {"process": 5.0})
         other = await _add_task(db)
         async with db.write() as session:
-            running = await offline._update_unfinished(session, other, {"process": 5.0})
+            running = await statements.update_unfinished(session, other, {"process": 5.0})
         return [ended, missing, running]
 
     assert _run(tmp_path, body) == [0, 0, 1]

@@ -15,7 +15,8 @@ from sqlalchemy.dialects import sqlite
 from openpan.db import migrate
 from openpan.db.engine import Database
 from openpan.db.models import Base
-from openpan.services import disk, offline
+from openpan.services import disk
+from openpan.services.offline import statements
 
 
 def test_the_migrations_build_the_schema_of_the_models(tmp_path: Path) -> None:
@@ -54,9 +55,9 @@ def _sqlite_plan(tmp_path: Path, statement: Any, **values: Any) -> str:
 def test_counting_the_tasks_that_hold_a_slot_reads_only_those(tmp_path: Path) -> None:
     """Creating a task and ending one count the active tasks: an index search, not a scan of
     every task ever made (SQLite's plan; finished tasks are never deleted)."""
-    found = _sqlite_plan(tmp_path, offline._HELD)
+    found = _sqlite_plan(tmp_path, statements.HELD)
     assert "COVERING INDEX ix_offline_tasks_active (active=?)" in found, found
-    one_user = offline._HELD.where(offline._holding.c.user_id == 1)
+    one_user = statements.HELD.where(statements.holding.c.user_id == 1)
     (tmp_path / "again").mkdir()
     found = _sqlite_plan(tmp_path / "again", one_user)
     assert "COVERING INDEX ix_offline_tasks_active (active=? AND user_id=?)" in found, found
@@ -65,7 +66,7 @@ def test_counting_the_tasks_that_hold_a_slot_reads_only_those(tmp_path: Path) ->
 def test_admitting_a_task_reads_indexes_only(tmp_path: Path) -> None:
     """Every task's end admits the next: the oldest waiting task is found through the waiting
     index and the slots held are counted from the active one, never by reading every task."""
-    found = _sqlite_plan(tmp_path, offline._ADMIT_ONE, max_active=10, per_user=5)
+    found = _sqlite_plan(tmp_path, statements.ADMIT_ONE, max_active=10, per_user=5)
     assert "SEARCH waiting USING INDEX ix_offline_tasks_waiting (status=? AND active=?)" in found
     assert found.count("SEARCH holding USING COVERING INDEX ix_offline_tasks_active") == 2, found
     assert "SCAN" not in found, found

@@ -16,6 +16,7 @@ from openpan.db import migrate
 from openpan.db.engine import Database
 from openpan.db.models import SPACE_DISK, Job, OfflineTask
 from openpan.services import offline, users
+from openpan.services.offline import statements
 from openpan.settings import Settings
 
 
@@ -123,7 +124,7 @@ async def _created(tmp_path: Path, owners: list[str]) -> list[bool]:
         async with db.write() as session:
             now = utcnow()
             row = await session.execute(
-                offline._INSERT_TASK,
+                statements.INSERT_TASK,
                 {
                     "user_id": ids[name],
                     "owner": ids[name],

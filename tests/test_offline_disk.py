@@ -230,6 +230,8 @@ BAD_CREATE = [
     ({"url": "http://exa mple.com/a"}, "url"),
     ({"url": "http://example.com/\x00"}, "url"),
     ({"url": "http://[::1"}, "url"),
+    ({"url": "http://[::1]@example.com/a"}, "url"),  # a bracketed address as the user part
+    ({"url": "http://[::1]:80@example.com/a"}, "url"),
     ({"url": "http://xn--/a"}, "url"),  # a malformed IDNA name
     ({"url": "http://example.com:99999/a"}, "url"),
     ({"url": "http://example.com/a", "callBackUrl": "http://xn--a.com/"}, "callBackUrl"),

@@ -1,6 +1,6 @@
 """How a download's bytes reach its partial file, in process: ``write_at`` (whole blocks past the
-page cache, the rest through it) and the sink (several batches in flight, written and hashed in
-order, nothing written after a batch that failed)."""
+page cache, the rest through it) and ``PartialFile`` (several batches in flight, written and
+hashed in order, nothing written after a batch that failed)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from openpan.services import offline
-from openpan.storage import direct_write
+from openpan.storage import direct_write, partial
 from openpan.storage.direct_write import ALIGN, BUFFER_SIZE, write_at
+from openpan.storage.partial import PartialFile
 
 
 def _batches(data: bytes, rng: random.Random) -> list[list[bytes]]:
@@ -95,15 +95,15 @@ def test_a_file_system_that_refuses_o_direct_gets_page_cache_writes(
     assert direct_write._direct_ok is False
 
 
-def _sink(path: Path) -> offline._Sink:
+def _sink(path: Path) -> PartialFile:
     path.write_bytes(b"")
-    return offline._Sink(path=str(path), written=0, hasher=hashlib.md5())
+    return PartialFile(path=str(path), written=0, hasher=hashlib.md5())
 
 
-def _through_sink(path: Path, batches: list[list[bytes]], durable_every: int) -> offline._Sink:
+def _through_sink(path: Path, batches: list[list[bytes]], durable_every: int) -> PartialFile:
     """A sink fed ``batches`` (every ``durable_every``-th one asking for a sync), then synced."""
 
-    async def run() -> offline._Sink:
+    async def run() -> PartialFile:
         sink = _sink(path)
         for number, batch in enumerate(batches):
             size = sum(len(chunk) for chunk in batch)
@@ -114,7 +114,7 @@ def _through_sink(path: Path, batches: list[list[bytes]], durable_every: int) ->
     return asyncio.run(run())
 
 
-def _assert_whole(sink: offline._Sink, path: Path, data: bytes) -> None:
+def _assert_whole(sink: PartialFile, path: Path, data: bytes) -> None:
     assert sink.hasher.hexdigest() == hashlib.md5(data).hexdigest()
     assert path.read_bytes() == data
     assert sink.synced == sink.written == len(data)
@@ -123,7 +123,7 @@ def _assert_whole(sink: offline._Sink, path: Path, data: bytes) -> None:
 def test_the_sink_keeps_batches_in_order_with_several_in_flight(tmp_path: Path) -> None:
     data = os.urandom(5 * BUFFER_SIZE + 777)
     batches = _batches(data, random.Random(7))
-    assert len(batches) > offline.IN_FLIGHT
+    assert len(batches) > partial.IN_FLIGHT
     sink = _through_sink(tmp_path / "partial", batches, durable_every=2)
     _assert_whole(sink, tmp_path / "partial", data)
 
@@ -131,7 +131,7 @@ def test_the_sink_keeps_batches_in_order_with_several_in_flight(tmp_path: Path) 
 def test_small_and_big_batches_mixed_stay_in_order(tmp_path: Path) -> None:
     # Small batches are written and hashed by one job, big ones in two lanes: the hand-over
     # between the two ways keeps both the file and md5 in order.
-    sizes = [300_000, offline.BIG_BATCH, offline.BIG_BATCH, 200_000, 50_000, offline.BIG_BATCH + 1]
+    sizes = [300_000, partial.TWO_LANES, partial.TWO_LANES, 200_000, 50_000, partial.TWO_LANES + 1]
     data = os.urandom(sum(sizes))
     batches, start = [], 0
     for size in sizes:
@@ -142,7 +142,7 @@ def test_small_and_big_batches_mixed_stay_in_order(tmp_path: Path) -> None:
 
 
 # Small batches are written and hashed by one job, big ones in two lanes: both ways stop.
-@pytest.mark.parametrize("size", [100_000, offline.BIG_BATCH])
+@pytest.mark.parametrize("size", [100_000, partial.TWO_LANES])
 def test_nothing_is_written_or_counted_after_a_batch_that_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
@@ -154,10 +154,10 @@ def test_nothing_is_written_or_counted_after_a_batch_that_failed(
             raise OSError(errno.ENOSPC, "No space left on device")
         write_at(path, chunks, offset)
 
-    monkeypatch.setattr(offline, "write_at", failing_second)
+    monkeypatch.setattr(partial, "write_at", failing_second)
     batch = [b"x" * size]
 
-    async def run() -> offline._Sink:
+    async def run() -> PartialFile:
         sink = _sink(tmp_path / "partial")
         with pytest.raises(OSError, match="No space"):
             for _ in range(6):

@@ -220,7 +220,7 @@ def compiled_for(
         compiled: Statement | None = Statement(statement, dialect, sorted(cache_key[2]))
     except ValueError:
         compiled = None
-    # The statements are module-level constants (and ``offline._task_update``'s few): the
+    # The statements are module-level constants (and ``offline.statements.task_update``'s few): the
     # cache never grows past them. If it does, compiling each time is slow, not wrong.
     if len(_compiled) < _MAX_CACHED:
         _compiled[cache_key] = compiled

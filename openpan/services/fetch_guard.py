@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import aiohttp
-import httpx
+import certifi
 from aiohttp.abc import ResolveResult
 from yarl import URL
 
@@ -238,7 +238,7 @@ def _address_of(host: str) -> IPAddress | None:
 def _ssl_context() -> ssl.SSLContext:
     # Loading the CA bundle takes milliseconds: once per process, not once per session. The
     # same bundle (certifi's) as the SDK's httpx clients.
-    return httpx.create_ssl_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 USER_AGENT = "openpan-offline/1.0"
