@@ -48,22 +48,21 @@ def form_endpoint(
     return wrap
 
 
-def _create_fields(params: Params) -> tuple[int, str, str, int, int, bool]:
-    parent = dir_id(params, "parentFileID", "parentFileId")
-    filename = params.string("filename", "fileName", max_len=4096)
-    etag = params.string("etag", max_len=64)
-    size = params.integer("size", minimum=0, maximum=disk.MAX_FILE_SIZE)
-    duplicate = params.integer("duplicate", required=False, default=0, minimum=0, maximum=2)
-    contain_dir = params.boolean("containDir")
-    return parent, filename, etag, size, duplicate, contain_dir
+def _new_file(params: Params) -> disk_uploads.NewFile:
+    """The fields of ``create`` and ``single/create``, read in the documented order."""
+    return disk_uploads.NewFile(
+        parent_id=dir_id(params, "parentFileID", "parentFileId"),
+        filename=params.string("filename", "fileName", max_len=4096),
+        etag=params.string("etag", max_len=64),
+        size=params.integer("size", minimum=0, maximum=disk.MAX_FILE_SIZE),
+        duplicate=params.integer("duplicate", required=False, default=0, minimum=0, maximum=2),
+        contain_dir=params.boolean("containDir"),
+    )
 
 
 async def _create(request: Request, params: Params, user: User, version: int) -> dict[str, Any]:
     ctx = context(request)
-    parent, filename, etag, size, duplicate, contain_dir = _create_fields(params)
-    created = await disk_uploads.create(
-        ctx, user, parent, filename, etag, size, duplicate, contain_dir, version
-    )
+    created = await disk_uploads.create(ctx, user, _new_file(params), version)
     if created.file is not None:
         answer: dict[str, Any] = {
             "fileID": created.file.id,
@@ -72,11 +71,11 @@ async def _create(request: Request, params: Params, user: User, version: int) ->
             "sliceSize": created.slice_size,
         }
     else:
-        assert created.session is not None
+        assert created.upload is not None
         answer = {
             "fileID": 0,
             "reuse": False,
-            "preuploadID": created.session.id,
+            "preuploadID": created.upload.id,
             "sliceSize": created.slice_size,
         }
     if version == 2:
@@ -139,23 +138,11 @@ def _single_limits(request: Request) -> dict[str, int]:
 @form_endpoint("/upload/v2/file/single/create", _single_limits)
 async def single_create(request: Request, form: multipart.Received, user: User) -> dict[str, Any]:
     params = form.params
-    parent, filename, etag, size, duplicate, contain_dir = _create_fields(params)
-    if size > disk_uploads.SINGLE_MAX:
+    new = _new_file(params)
+    if new.size > disk_uploads.SINGLE_MAX:
         raise FieldError("size", f"单步上传最大{disk_uploads.SINGLE_MAX}字节 (at most 1 GB)")
     part = _received(form, "file")
-    file = await disk_uploads.single(
-        context(request),
-        user,
-        parent,
-        filename,
-        etag,
-        size,
-        duplicate,
-        contain_dir,
-        part.path,
-        part.md5,
-        part.size,
-    )
+    file = await disk_uploads.single(context(request), user, new, part.path, part.md5, part.size)
     return {"fileID": file.id, "completed": True}
 
 

@@ -80,11 +80,11 @@ async def create(request: Request, params: Params, user: User) -> dict[str, Any]
             "preuploadID": "",
             "sliceSize": created.slice_size,
         }
-    assert created.session is not None
+    assert created.upload is not None
     return {
         "fileID": "",
         "reuse": False,
-        "preuploadID": created.session.id,
+        "preuploadID": created.upload.id,
         "sliceSize": created.slice_size,
     }
 

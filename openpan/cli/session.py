@@ -246,123 +246,87 @@ def guarded(session: Session) -> Iterator[None]:
 
 # The common options ----------------------------------------------------------------------------
 
-_COMMON: list[inspect.Parameter] = [
-    inspect.Parameter(
-        name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=default,
-        annotation=annotation,
+
+def _option(
+    name: str,
+    default: Any,
+    kind: Any,
+    *flags: str,
+    help: str,
+    panel: str,
+    show_default: bool = True,
+) -> inspect.Parameter:
+    """A keyword-only parameter that typer reads as the option ``flags`` (and ``ENV[name]``)."""
+    option = typer.Option(
+        *flags, envvar=ENV[name], help=help, rich_help_panel=panel, show_default=show_default
     )
-    for name, default, annotation in [
-        (
-            "profile",
-            profiles.DEFAULT_PROFILE,
-            Annotated[
-                str,
-                typer.Option(
-                    "--profile",
-                    envvar=ENV["profile"],
-                    help="Stored login to use.",
-                    rich_help_panel="Connection",
-                ),
-            ],
-        ),
-        (
-            "base_url",
-            None,
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--base-url",
-                    envvar=ENV["base_url"],
-                    help="Server URL (default: the profile's, else http://127.0.0.1:8123).",
-                    rich_help_panel="Connection",
-                ),
-            ],
-        ),
-        (
-            "client_id",
-            None,
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--client-id",
-                    envvar=ENV["client_id"],
-                    help="clientID (instead of a stored login).",
-                    rich_help_panel="Connection",
-                ),
-            ],
-        ),
-        (
-            "client_secret",
-            None,
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--client-secret",
-                    envvar=ENV["client_secret"],
-                    help="clientSecret.",
-                    rich_help_panel="Connection",
-                    show_default=False,
-                ),
-            ],
-        ),
-        (
-            "token",
-            None,
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--token",
-                    envvar=ENV["token"],
-                    help="A ready access token (instead of clientID/secret).",
-                    rich_help_panel="Connection",
-                    show_default=False,
-                ),
-            ],
-        ),
-        (
-            "as_json",
-            False,
-            Annotated[
-                bool,
-                typer.Option(
-                    "--json",
-                    envvar=ENV["as_json"],
-                    help="Print JSON for scripts.",
-                    rich_help_panel="Output",
-                ),
-            ],
-        ),
-        (
-            "quiet",
-            False,
-            Annotated[
-                bool,
-                typer.Option(
-                    "--quiet",
-                    "-q",
-                    envvar=ENV["quiet"],
-                    help="Print only the essentials (IDs, links).",
-                    rich_help_panel="Output",
-                ),
-            ],
-        ),
-        (
-            "progress",
-            None,
-            Annotated[
-                bool | None,
-                typer.Option(
-                    "--progress/--no-progress",
-                    envvar=ENV["progress"],
-                    help="Progress bars (default: on a terminal).",
-                    rich_help_panel="Output",
-                    show_default=False,
-                ),
-            ],
-        ),
-    ]
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option]
+    )
+
+
+_COMMON: list[inspect.Parameter] = [
+    _option(
+        "profile",
+        profiles.DEFAULT_PROFILE,
+        str,
+        "--profile",
+        help="Stored login to use.",
+        panel="Connection",
+    ),
+    _option(
+        "base_url",
+        None,
+        str | None,
+        "--base-url",
+        help="Server URL (default: the profile's, else http://127.0.0.1:8123).",
+        panel="Connection",
+    ),
+    _option(
+        "client_id",
+        None,
+        str | None,
+        "--client-id",
+        help="clientID (instead of a stored login).",
+        panel="Connection",
+    ),
+    _option(
+        "client_secret",
+        None,
+        str | None,
+        "--client-secret",
+        help="clientSecret.",
+        panel="Connection",
+        show_default=False,
+    ),
+    _option(
+        "token",
+        None,
+        str | None,
+        "--token",
+        help="A ready access token (instead of clientID/secret).",
+        panel="Connection",
+        show_default=False,
+    ),
+    _option("as_json", False, bool, "--json", help="Print JSON for scripts.", panel="Output"),
+    _option(
+        "quiet",
+        False,
+        bool,
+        "--quiet",
+        "-q",
+        help="Print only the essentials (IDs, links).",
+        panel="Output",
+    ),
+    _option(
+        "progress",
+        None,
+        bool | None,
+        "--progress/--no-progress",
+        help="Progress bars (default: on a terminal).",
+        panel="Output",
+        show_default=False,
+    ),
 ]
 
 _SPACE = inspect.Parameter(

@@ -8,7 +8,8 @@ Request shapes follow the official documents (JSON bodies for POST, query string
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -34,6 +35,7 @@ from openpan.client._models import (
 from openpan.client._protocol import Call
 
 M = TypeVar("M", bound=BaseModel)
+ID = TypeVar("ID", str, int)
 
 
 def _model(cls: type[M]) -> Callable[[Any], M]:
@@ -107,45 +109,46 @@ def oss_create(parent_id: str, filename: str, etag: str, size: int) -> Call[Uplo
     )
 
 
-def oss_get_upload_url(preupload_id: str, slice_no: int) -> Call[UploadURL]:
-    """``POST /upload/v1/oss/file/get_upload_url``."""
-    return Call(
-        "POST",
-        "/upload/v1/oss/file/get_upload_url",
-        _model(UploadURL),
-        json={"preuploadID": preupload_id, "sliceNo": slice_no},
-    )
+@dataclass(frozen=True)
+class UploadSteps(Generic[ID]):
+    """The four steps after ``create`` of a space's chunked upload: the same requests under the
+    space's prefix, answering IDs of the space's kind (``str`` in the image bed)."""
+
+    prefix: str
+    completed: type[UploadCompleted[ID]]
+    result: type[UploadResult[ID]]
+
+    def get_upload_url(self, preupload_id: str, slice_no: int) -> Call[UploadURL]:
+        """``POST …/get_upload_url``: where to PUT slice ``slice_no`` (from 1)."""
+        body = {"preuploadID": preupload_id, "sliceNo": slice_no}
+        return Call("POST", f"{self.prefix}/get_upload_url", _model(UploadURL), json=body)
+
+    def list_upload_parts(self, preupload_id: str) -> Call[list[UploadPart]]:
+        """``POST …/list_upload_parts``: the slices the server holds."""
+        body = {"preuploadID": preupload_id}
+        return Call("POST", f"{self.prefix}/list_upload_parts", _parts, json=body)
+
+    def upload_complete(self, preupload_id: str) -> Call[UploadCompleted[ID]]:
+        """``POST …/upload_complete``: done, or still being verified (``is_async``)."""
+        url, body = f"{self.prefix}/upload_complete", {"preuploadID": preupload_id}
+        return Call("POST", url, _model(self.completed), json=body, idempotent=False)
+
+    def upload_async_result(self, preupload_id: str) -> Call[UploadResult[ID]]:
+        """``POST …/upload_async_result``: whether verifying has finished."""
+        url, body = f"{self.prefix}/upload_async_result", {"preuploadID": preupload_id}
+        return Call("POST", url, _model(self.result), json=body)
 
 
-def oss_list_upload_parts(preupload_id: str) -> Call[list[UploadPart]]:
-    """``POST /upload/v1/oss/file/list_upload_parts``."""
-    return Call(
-        "POST",
-        "/upload/v1/oss/file/list_upload_parts",
-        _parts,
-        json={"preuploadID": preupload_id},
-    )
-
-
-def oss_upload_complete(preupload_id: str) -> Call[UploadCompleted[str]]:
-    """``POST /upload/v1/oss/file/upload_complete``."""
-    return Call(
-        "POST",
-        "/upload/v1/oss/file/upload_complete",
-        _model(UploadCompleted[str]),
-        json={"preuploadID": preupload_id},
-        idempotent=False,
-    )
-
-
-def oss_upload_async_result(preupload_id: str) -> Call[UploadResult[str]]:
-    """``POST /upload/v1/oss/file/upload_async_result``."""
-    return Call(
-        "POST",
-        "/upload/v1/oss/file/upload_async_result",
-        _model(UploadResult[str]),
-        json={"preuploadID": preupload_id},
-    )
+OSS_STEPS = UploadSteps("/upload/v1/oss/file", UploadCompleted[str], UploadResult[str])
+DISK_STEPS = UploadSteps("/upload/v1/file", UploadCompleted[int], UploadResult[int])
+oss_get_upload_url = OSS_STEPS.get_upload_url
+oss_list_upload_parts = OSS_STEPS.list_upload_parts
+oss_upload_complete = OSS_STEPS.upload_complete
+oss_upload_async_result = OSS_STEPS.upload_async_result
+disk_get_upload_url = DISK_STEPS.get_upload_url
+disk_list_upload_parts = DISK_STEPS.list_upload_parts
+disk_upload_complete = DISK_STEPS.upload_complete
+disk_upload_async_result = DISK_STEPS.upload_async_result
 
 
 def oss_list(
@@ -308,44 +311,6 @@ def disk_create(
         _model(UploadCreated[int]),
         json=_create_body(parent_id, filename, etag, size, duplicate, contain_dir),
         idempotent=False,
-    )
-
-
-def disk_get_upload_url(preupload_id: str, slice_no: int) -> Call[UploadURL]:
-    """``POST /upload/v1/file/get_upload_url``."""
-    return Call(
-        "POST",
-        "/upload/v1/file/get_upload_url",
-        _model(UploadURL),
-        json={"preuploadID": preupload_id, "sliceNo": slice_no},
-    )
-
-
-def disk_list_upload_parts(preupload_id: str) -> Call[list[UploadPart]]:
-    """``POST /upload/v1/file/list_upload_parts``."""
-    return Call(
-        "POST", "/upload/v1/file/list_upload_parts", _parts, json={"preuploadID": preupload_id}
-    )
-
-
-def disk_upload_complete(preupload_id: str) -> Call[UploadCompleted[int]]:
-    """``POST /upload/v1/file/upload_complete``."""
-    return Call(
-        "POST",
-        "/upload/v1/file/upload_complete",
-        _model(UploadCompleted[int]),
-        json={"preuploadID": preupload_id},
-        idempotent=False,
-    )
-
-
-def disk_upload_async_result(preupload_id: str) -> Call[UploadResult[int]]:
-    """``POST /upload/v1/file/upload_async_result``."""
-    return Call(
-        "POST",
-        "/upload/v1/file/upload_async_result",
-        _model(UploadResult[int]),
-        json={"preuploadID": preupload_id},
     )
 
 

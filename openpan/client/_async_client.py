@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from openpan.client._base import DEFAULT_TIMEOUT, BaseClient, StrPath
+from openpan.client._base import BaseClient
 from openpan.client._exceptions import (
     APIError,
     AuthenticationError,
@@ -59,7 +59,7 @@ class _StopFlag:
         return self._set or (self._parent is not None and self._parent.is_set())
 
 
-class AsyncClient(BaseClient, AsyncDriver):
+class AsyncClient(BaseClient[httpx.AsyncBaseTransport], AsyncDriver):
     """The asyncio twin of ``Client``: same constructor, same methods, awaited.
 
     ::
@@ -70,29 +70,7 @@ class AsyncClient(BaseClient, AsyncDriver):
     ``transport`` is any ``httpx.AsyncBaseTransport``, e.g. ``httpx.ASGITransport(app)``.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        access_token: str | None = None,
-        token_cache: StrPath | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        retries: int = 3,
-        upload_state_dir: StrPath | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            access_token=access_token,
-            token_cache=token_cache,
-            timeout=timeout,
-            retries=retries,
-            upload_state_dir=upload_state_dir,
-        )
+    def _open(self, transport: httpx.AsyncBaseTransport | None) -> None:
         self._http = httpx.AsyncClient(transport=transport, timeout=self._timeout)
         self._token_lock = asyncio.Lock()
 

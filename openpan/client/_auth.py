@@ -32,12 +32,12 @@ class Credentials:
     def __init__(
         self,
         base_url: str,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        access_token: str | None = None,
-        token_cache: str | os.PathLike[str] | None = None,
+        pair: tuple[str | None, str | None],
+        access_token: str | None,
+        token_cache: str | os.PathLike[str] | None,
     ) -> None:
+        """``pair`` is the clientID and clientSecret (both or neither)."""
+        client_id, client_secret = pair
         if access_token is None and not (client_id and client_secret):
             raise ValueError("give either access_token, or client_id and client_secret")
         if (client_id is None) != (client_secret is None):

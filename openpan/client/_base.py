@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import httpx
 import platformdirs
@@ -31,6 +32,7 @@ from openpan.client._shell import Pages, endpoint, flow, listing, task
 
 DEFAULT_TIMEOUT = 60.0
 StrPath = str | os.PathLike[str]
+TransportT = TypeVar("TransportT")
 
 
 def default_state_dir() -> Path:
@@ -38,8 +40,9 @@ def default_state_dir() -> Path:
     return platformdirs.user_state_path("openpan") / "uploads"
 
 
-class BaseClient:
-    """Configuration and flows shared by the blocking and the asyncio client."""
+class BaseClient(Generic[TransportT]):
+    """Configuration and flows shared by the blocking and the asyncio client; ``TransportT``
+    is the kind of httpx transport each takes."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class BaseClient:
         client_secret: str | None = None,
         access_token: str | None = None,
         token_cache: StrPath | None = None,
+        transport: TransportT | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         retries: int = 3,
         upload_state_dir: StrPath | None = None,
@@ -57,16 +61,17 @@ class BaseClient:
             raise ValueError(f"base_url must be an http(s) URL, not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._credentials = Credentials(
-            self.base_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            access_token=access_token,
-            token_cache=token_cache,
+            self.base_url, (client_id, client_secret), access_token, token_cache
         )
         self._policy = RetryPolicy(retries=max(0, retries))
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         state_dir = Path(upload_state_dir) if upload_state_dir else default_state_dir()
         self._states = _upload.UploadStates(state_dir)
+        self._open(transport)
+
+    def _open(self, transport: TransportT | None) -> None:
+        """Make the connection pool (over ``transport`` if given) and the locks."""
+        raise NotImplementedError
 
     @property
     def client_id(self) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from openpan.client._base import DEFAULT_TIMEOUT, BaseClient, StrPath
+from openpan.client._base import BaseClient
 from openpan.client._exceptions import (
     APIError,
     AuthenticationError,
@@ -61,7 +61,7 @@ class _StopFlag:
         return self._event.is_set() or (self._parent is not None and self._parent.is_set())
 
 
-class Client(BaseClient, SyncDriver):
+class Client(BaseClient[httpx.BaseTransport], SyncDriver):
     """A blocking client of an openpan server or of the real 123pan open platform.
 
     ::
@@ -75,29 +75,7 @@ class Client(BaseClient, SyncDriver):
     wrappers there); ``retries`` applies to 429 answers, dropped connections and slice PUTs.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
-        access_token: str | None = None,
-        token_cache: StrPath | None = None,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
-        retries: int = 3,
-        upload_state_dir: StrPath | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            client_id=client_id,
-            client_secret=client_secret,
-            access_token=access_token,
-            token_cache=token_cache,
-            timeout=timeout,
-            retries=retries,
-            upload_state_dir=upload_state_dir,
-        )
+    def _open(self, transport: httpx.BaseTransport | None) -> None:
         self._http = httpx.Client(transport=transport, timeout=self._timeout)
         self._token_lock = threading.Lock()
         self._slots_lock = threading.Lock()

@@ -186,27 +186,22 @@ class Target:
         make = _api.disk_create_v2 if self.v2 else _api.disk_create
         return make(int(self.parent_id), self.name, md5, size, duplicate=self.duplicate)
 
+    def _steps(self) -> _api.UploadSteps[Any]:
+        return _api.OSS_STEPS if self.space == "oss" else _api.DISK_STEPS
+
     def parts(self, preupload_id: str) -> Call[list[UploadPart]]:
-        if self.space == "oss":
-            return _api.oss_list_upload_parts(preupload_id)
-        return _api.disk_list_upload_parts(preupload_id)
+        return self._steps().list_upload_parts(preupload_id)
 
     def upload_url(self, preupload_id: str, number: int) -> Call[Any]:
-        if self.space == "oss":
-            return _api.oss_get_upload_url(preupload_id, number)
-        return _api.disk_get_upload_url(preupload_id, number)
+        return self._steps().get_upload_url(preupload_id, number)
 
     def complete(self, preupload_id: str) -> Call[Any]:
-        if self.space == "oss":
-            return _api.oss_upload_complete(preupload_id)
         if self.v2:
             return _api.disk_upload_complete_v2(preupload_id)
-        return _api.disk_upload_complete(preupload_id)
+        return self._steps().upload_complete(preupload_id)
 
     def async_result(self, preupload_id: str) -> Call[Any]:
-        if self.space == "oss":
-            return _api.oss_upload_async_result(preupload_id)
-        return _api.disk_upload_async_result(preupload_id)
+        return self._steps().upload_async_result(preupload_id)
 
 
 @dataclass

@@ -310,19 +310,9 @@ async def _copy_one(session: Session, user: User, image: Image, target: int) -> 
     source = await disk.get(session, user, image.file_id)
     if source is None or source.blob_id is None:
         return "源文件已被删除 (the cloud-disk file was deleted)"
-    same = await session.scalar(
-        select(File).where(
-            File.user_id == user.id,
-            File.space == SPACE_OSS,
-            File.parent_id == target,
-            File.is_dir.is_(False),
-            File.etag == source.etag,
-            File.size == source.size,
-        )
-    )
-    now = utcnow()
+    same = await tree.same_image(session, user.id, target, source.etag, source.size)
     if same is not None:
-        same.updated_at = now  # the same image: replaced in place, same fileId
+        same.updated_at = utcnow()  # the same image: replaced in place, same fileId
         return ""
     try:
         check_image_name("filename", source.name)
@@ -330,16 +320,8 @@ async def _copy_one(session: Session, user: User, image: Image, target: int) -> 
         return exc.message
     name = await tree.free_name(session, user.id, SPACE_OSS, target, source.name)
     await blobs.acquire_by_id(session, source.blob_id)
-    entry = tree.new_entry(
-        user.id,
-        SPACE_OSS,
-        target,
-        name,
-        blob_id=source.blob_id,
-        size=source.size,
-        etag=source.etag,
-        now=now,
-    )
+    blob_id, size, etag = source.blob_id, source.size, source.etag  # the copy shares the bytes
+    entry = tree.new_entry(user.id, SPACE_OSS, target, name, blob_id=blob_id, size=size, etag=etag)
     session.add(File(**entry))
     await session.flush()
     return ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -26,37 +27,37 @@ READ_CHUNK = 1024 * 1024
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 
 
-async def _target(
-    ctx: Context, user: User, parent_id: int, filename: str, contain_dir: bool, size: int
-) -> tuple[int, str]:
+async def _target(ctx: Context, user: User, new: NewFile) -> tuple[int, str]:
     """Check name, size and space, then the directory the file goes in (made with
     ``containDir``) and its name."""
-    if contain_dir:
-        dirs, name = disk.split_path(filename)
+    if new.contain_dir:
+        dirs, name = disk.split_path(new.filename)
     else:
-        dirs, name = [], check_name("filename", filename)
-    if size > disk.MAX_FILE_SIZE:
+        dirs, name = [], check_name("filename", new.filename)
+    if new.size > disk.MAX_FILE_SIZE:
         raise FieldError("size", f"不能大于{disk.MAX_FILE_SIZE}字节 (files are at most 10 GB)")
-    await disk.check_space(ctx, user, size)
-    return await disk.make_dirs(ctx, user, parent_id, dirs), name
+    await disk.check_space(ctx, user, new.size)
+    return await disk.make_dirs(ctx, user, new.parent_id, dirs), name
 
 
-async def create(
-    ctx: Context,
-    user: User,
-    parent_id: int,
-    filename: str,
-    etag: str,
-    size: int,
-    duplicate: int,
-    contain_dir: bool,
-    api_version: int,
-) -> uploads.Created:
+@dataclass(frozen=True)
+class NewFile:
+    """What a client asks to upload into the cloud disk (the fields of ``create``)."""
+
+    parent_id: int
+    filename: str
+    etag: str
+    size: int
+    duplicate: int
+    contain_dir: bool
+
+
+async def create(ctx: Context, user: User, new: NewFile, api_version: int) -> uploads.Created:
     """Start an upload into the cloud disk (``/upload/v1|v2/file/create``)."""
-    etag = uploads.check_etag(etag)
-    parent, name = await _target(ctx, user, parent_id, filename, contain_dir, size)
+    etag = uploads.check_etag(new.etag)
+    parent, name = await _target(ctx, user, new)
     return await uploads.create(
-        ctx, user, SPACE_DISK, parent, name, etag, size, duplicate, api_version
+        ctx, user, SPACE_DISK, parent, name, etag, new.size, new.duplicate, api_version
     )
 
 
@@ -122,21 +123,12 @@ async def complete_v2(ctx: Context, user: User, upload_id: str) -> File | None:
 
 
 async def single(
-    ctx: Context,
-    user: User,
-    parent_id: int,
-    filename: str,
-    etag: str,
-    size: int,
-    duplicate: int,
-    contain_dir: bool,
-    path: Path,
-    received_md5: str,
-    received_size: int,
+    ctx: Context, user: User, new: NewFile, path: Path, received_md5: str, received_size: int
 ) -> File:
     """One-step upload: the whole file arrived at ``path`` (consumed either way)."""
+    size, duplicate = new.size, new.duplicate
     try:
-        etag = uploads.check_etag(etag)
+        etag = uploads.check_etag(new.etag)
         if received_size != size:
             raise FieldError(
                 "size", f"与文件实际大小{received_size}不一致 (does not match the file's size)"
@@ -146,7 +138,7 @@ async def single(
                 "etag",
                 f"文件校验失败: 上传内容的md5为{received_md5} (md5 of the file does not match)",
             )
-        parent, name = await _target(ctx, user, parent_id, filename, contain_dir, size)
+        parent, name = await _target(ctx, user, new)
         if duplicate == uploads.DUPLICATE_ERROR:
             async with ctx.db.read() as session:
                 if await tree.name_taken(session, user.id, SPACE_DISK, parent, name):

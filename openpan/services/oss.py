@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -154,15 +155,8 @@ async def move(ctx: Context, user: User, oss_ids: list[str], target_oss_id: str)
         target = await resolve_dir(session, user, "toParentFileID", target_oss_id)
         target_id = target.id if target else tree.ROOT
         entries = await _entries(session, user, oss_ids)
-        await tree.move_entries(
-            session,
-            user.id,
-            SPACE_OSS,
-            entries,
-            target_id,
-            shown=lambda entry: entry.oss_id,
-            clash_prefix="",
-        )
+        shown = attrgetter("oss_id")  # the image bed's clients know entries by their oss_id
+        await tree.move_entries(session, user.id, SPACE_OSS, entries, target_id, shown=shown)
         await _flush_unique(session, "toParentFileID")
 
 

@@ -62,6 +62,26 @@ async def name_holder(
     return None if row is None else (row.id, row.is_dir)
 
 
+async def same_image(
+    session: Session, user_id: int, parent_id: int, etag: str, size: int
+) -> File | None:
+    """An image of the image bed's directory with these bytes (etag and size), if there is one:
+    the image bed's rule is that the same image uploaded again into a directory replaces it in
+    place, keeping its fileId, rather than being stored twice."""
+    return await session.scalar(
+        select(File)
+        .where(
+            File.user_id == user_id,
+            File.space == SPACE_OSS,
+            File.parent_id == parent_id,
+            File.is_dir.is_(False),
+            File.etag == etag,
+            File.size == size,
+        )
+        .limit(1)
+    )
+
+
 def new_entry(
     user_id: int,
     space: str,
@@ -180,7 +200,7 @@ async def move_entries(
     target_id: int,
     *,
     shown: Callable[[File], object],
-    clash_prefix: str,
+    clash_prefix: str = "",
 ) -> None:
     """Move ``entries`` into directory ``target_id``, all of them or none: refused when two of
     them share a name, a directory would go into itself or below it, or the name is taken

@@ -50,10 +50,10 @@ DUPLICATE_OVERWRITE = 2
 
 @dataclass
 class Created:
-    """The answer to create: either an instant upload (``file``) or a session to send slices to."""
+    """The answer to create: an instant upload (``file``) or an upload to send slices to."""
 
     file: File | None
-    session: UploadSession | None
+    upload: UploadSession | None
     slice_size: int
 
 
@@ -134,10 +134,10 @@ async def create(
     if blob is None:
         # After the commit: the expiry sweep treats slices without a session as abandoned.
         await ctx.multipart.start_upload(upload.id, size, slice_size)
-        return Created(file=None, session=upload, slice_size=slice_size)
+        return Created(file=None, upload=upload, slice_size=slice_size)
     for key in keys:
         await ctx.blobs.delete(key)
-    return Created(file=file, session=None, slice_size=slice_size)
+    return Created(file=file, upload=None, slice_size=slice_size)
 
 
 def _new_file(

@@ -15,7 +15,6 @@ application holds. Backends: ``local`` (``file://``), ``s3`` (``s3://``), ``memo
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,40 +29,8 @@ class PartSizeError(StorageError):
     """A slice arrived with a different number of bytes than its position requires."""
 
 
-# A blob key (``services.blobs.new_key``): names joined by "/", each starting with a letter or
-# digit, so none is "." or "..", none is empty and the key is never absolute: it can only name
-# something below the store's blobs.
-_BLOB_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
-
-
-def checked_blob_key(key: str) -> str:
-    """``key``, if it has a blob key's shape; ``StorageError`` otherwise. Checked by its text,
-    before it becomes a path or an object key (resolving a path costs a system call per
-    directory level on every blob served or stored)."""
-    if len(key) > 255 or not _BLOB_KEY.fullmatch(key):
-        raise StorageError(f"bad blob key {key!r}")
-    return key
-
-
-def checked_upload_id(upload_id: str) -> str:
-    """``upload_id``, if it is a URL-safe token as upload IDs are; ``StorageError`` otherwise,
-    before it becomes a path or an object key."""
-    if not upload_id or not all(c.isalnum() or c in "-_" for c in upload_id):
-        raise StorageError(f"bad upload id {upload_id!r}")
-    return upload_id
-
-
-async def exactly(body: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
-    """The chunks of a part's ``body`` as they come; ``PartSizeError`` at the first byte past
-    ``size``, or at the end when fewer came (so a backend never keeps a part of the wrong size)."""
-    received = 0
-    async for chunk in body:
-        received += len(chunk)
-        if received > size:
-            raise PartSizeError(f"slice is larger than {size} bytes")
-        yield chunk
-    if received != size:
-        raise PartSizeError(f"slice has {received} bytes, expected {size}")
+# A body as it arrives: chunks of bytes, read once.
+Chunks = AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -137,13 +104,7 @@ class MultipartUploads(Protocol):
         ...
 
     async def write_part(
-        self,
-        upload_id: str,
-        number: int,
-        offset: int,
-        size: int,
-        body: AsyncIterator[bytes],
-        md5: str | None = None,
+        self, upload: str, number: int, offset: int, size: int, body: Chunks, md5: str | None = None
     ) -> None:
         """Store part ``number`` (``size`` bytes at ``offset`` of the whole).
 

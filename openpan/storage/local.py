@@ -28,15 +28,9 @@ from pathlib import Path
 import anyio
 
 from openpan.storage.background_flush import BackgroundFlush
-from openpan.storage.base import (
-    Assembled,
-    PartInfo,
-    StorageError,
-    checked_blob_key,
-    checked_upload_id,
-    exactly,
-)
+from openpan.storage.base import Assembled, Chunks, PartInfo, StorageError
 from openpan.storage.direct_write import pwrite_all
+from openpan.storage.inputs import checked_blob_key, checked_upload_id, exactly
 from openpan.storage.running_md5 import RunningMd5, hash_range
 from openpan.storage.slice_markers import (
     keep_md5,
@@ -134,26 +128,20 @@ class LocalStore(TempFolder, NoPresigning):
             raise StorageError(f"blob directory {self.root} is not writable")
 
     async def write_part(
-        self,
-        upload_id: str,
-        number: int,
-        offset: int,
-        size: int,
-        body: AsyncIterator[bytes],
-        md5: str | None = None,
+        self, upload: str, number: int, offset: int, size: int, body: Chunks, md5: str | None = None
     ) -> None:
-        folder = self._upload_dir(upload_id)
+        folder = self._upload_dir(upload)
         data = folder / "data"
         if not data.exists():
             raise StorageError("upload not started")
-        lock = self._part_locks.setdefault((upload_id, number), asyncio.Lock())
+        lock = self._part_locks.setdefault((upload, number), asyncio.Lock())
         async with lock:
-            if upload_id in self._sealed:
+            if upload in self._sealed:
                 raise StorageError("upload is being completed")
             with _storage_errors():
                 await self._write_part(folder, data, number, offset, size, body, md5)
-            self._md5s.part_written(upload_id, folder)
-            self._flushes.written(upload_id, data, size)
+            self._md5s.part_written(upload, folder)
+            self._flushes.written(upload, data, size)
 
     def _forget_locks(self, upload_id: str) -> None:
         for key in [k for k in self._part_locks if k[0] == upload_id]:

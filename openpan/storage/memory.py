@@ -21,14 +21,8 @@ from urllib.parse import parse_qs, urlparse
 
 import anyio
 
-from openpan.storage.base import (
-    Assembled,
-    PartInfo,
-    StorageError,
-    checked_blob_key,
-    checked_upload_id,
-    exactly,
-)
+from openpan.storage.base import Assembled, Chunks, PartInfo, StorageError
+from openpan.storage.inputs import checked_blob_key, checked_upload_id, exactly
 from openpan.storage.temp_files import NoPresigning, TempFolder
 
 MAX_BYTES = 64 * 1024 * 1024
@@ -117,26 +111,20 @@ class MemoryStore(TempFolder, NoPresigning):
         self.uploads.setdefault(checked_upload_id(upload_id), _Upload(size, part_size))
 
     async def write_part(
-        self,
-        upload_id: str,
-        number: int,
-        offset: int,
-        size: int,
-        body: AsyncIterator[bytes],
-        md5: str | None = None,
+        self, upload: str, number: int, offset: int, size: int, body: Chunks, md5: str | None = None
     ) -> None:
-        upload = self._upload(upload_id)
-        if upload.whole is not None:
+        entry = self._upload(upload)
+        if entry.whole is not None:
             raise StorageError("upload is being completed")
         # As on disk, the old part goes first: while the bytes are being replaced it is absent.
-        upload.parts.pop(number, None)
+        entry.parts.pop(number, None)
         chunks: list[bytes] = []
         received = 0
         async for chunk in exactly(body, size):
             received += len(chunk)
             self._make_room(received)
             chunks.append(chunk)
-        upload.parts[number] = b"".join(chunks)
+        entry.parts[number] = b"".join(chunks)
 
     async def part_numbers(self, upload_id: str) -> set[int]:
         upload = self.uploads.get(checked_upload_id(upload_id))

@@ -35,14 +35,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from openpan.storage.base import (
-    Assembled,
-    PartInfo,
-    StorageError,
-    checked_blob_key,
-    checked_upload_id,
-    exactly,
-)
+from openpan.storage.base import Assembled, Chunks, PartInfo, StorageError
+from openpan.storage.inputs import checked_blob_key, checked_upload_id, exactly
 from openpan.storage.temp_files import TempFolder
 
 log = logging.getLogger("openpan.storage.s3")
@@ -251,15 +245,9 @@ class S3Store(TempFolder):
         return url
 
     async def write_part(
-        self,
-        upload_id: str,
-        number: int,
-        offset: int,
-        size: int,
-        body: AsyncIterator[bytes],
-        md5: str | None = None,
+        self, upload: str, number: int, offset: int, size: int, body: Chunks, md5: str | None = None
     ) -> None:
-        multipart = await self._multipart_id(upload_id)
+        multipart = await self._multipart_id(upload)
         if multipart is None:
             raise StorageError("upload not started")
         # Spooled to a local file first: S3 needs the length and md5 before the first byte.
@@ -278,7 +266,7 @@ class S3Store(TempFolder):
                 with open(path, "rb") as source:
                     self.client.upload_part(
                         Bucket=self.bucket,
-                        Key=self._upload_key(upload_id),
+                        Key=self._upload_key(upload),
                         UploadId=multipart,
                         PartNumber=number,
                         Body=source,

@@ -9,11 +9,9 @@ import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sqlalchemy import select
-
 from openpan.clock import utcnow
 from openpan.db.engine import dialect_name
-from openpan.db.models import SPACE_DISK, SPACE_OSS, File, OfflineTask, User
+from openpan.db.models import SPACE_DISK, SPACE_OSS, OfflineTask, User
 from openpan.db.session import Session
 from openpan.services import blobs, disk, tree
 from openpan.services.context import Context
@@ -103,20 +101,7 @@ async def _make_file(
         name = final_name(task, fetched.sniffed)
         same = None
         if space == SPACE_OSS:
-            # The image bed's rule: the same image (etag and size) in the directory is replaced
-            # in place, keeping its fileId, rather than stored twice.
-            same = await session.scalar(
-                select(File)
-                .where(
-                    File.user_id == user.id,
-                    File.space == SPACE_OSS,
-                    File.parent_id == parent_id,
-                    File.is_dir.is_(False),
-                    File.etag == fetched.md5,
-                    File.size == fetched.size,
-                )
-                .limit(1)
-            )
+            same = await tree.same_image(session, user.id, parent_id, fetched.md5, fetched.size)
         stored = False
         if same is not None:
             if await tree.name_holder(session, user.id, space, parent_id, name) is None:
