@@ -41,8 +41,8 @@ from openpan.storage.partial import PartialFile, open_partial, remove_partial
 
 log = logging.getLogger("openpan.offline")
 
-# Marks the job being run as done in the given transaction (the in-process runner's
-# ``settle_current_job``): the transaction that ends a task then ends its job too.
+# Marks the job being run as done in the given transaction (what the in-process runner
+# offers): the transaction that ends a task then ends its job too.
 SettleJob = Callable[[Session], Awaitable[None]]
 
 
