@@ -94,6 +94,25 @@ def test_a_ready_access_token_is_used_as_is_and_not_renewed(server: Server) -> N
     assert caught.value.code == 401 and caught.value.trace_id
 
 
+def test_a_cached_token_is_not_used_with_another_secret(server: Server, tmp_path: Path) -> None:
+    user = sdkkit.creds(server)
+    cache = tmp_path / "tokens.json"
+    with sdkkit.client(server, tmp_path, user, token_cache=cache) as pan:
+        pan.oss_list()
+    assert user["client_secret"] not in cache.read_text()  # only a hash of it is kept
+    wrong = {**user, "client_secret": "mistyped"}
+    watch = sdkkit.Watch()
+    pan = sdkkit.client(server, tmp_path, wrong, token_cache=cache, transport=watch)
+    with pan, pytest.raises(AuthenticationError):
+        pan.oss_list()
+    assert watch.count("POST", TOKEN_PATH) == 1
+    # The right secret still finds its token.
+    again = sdkkit.Watch()
+    with sdkkit.client(server, tmp_path, user, token_cache=cache, transport=again) as pan:
+        pan.oss_list()
+    assert again.count("POST", TOKEN_PATH) == 0
+
+
 def test_a_wrong_secret_is_an_authentication_error(server: Server) -> None:
     user = sdkkit.creds(server)
     pan = Client(base_url=server.url, client_id=user["client_id"], client_secret="nope")

@@ -1,14 +1,15 @@
 """Credentials: a ready access token, or a clientID/secret pair that fetches tokens lazily.
 
-Fetched tokens can be cached in a JSON file the user chooses (one entry per base URL and
-clientID), so scripts and CLI runs reuse a token instead of fetching one each time: the real
-service keeps at most three live tokens per clientID and retires the oldest on the fourth.
+Fetched tokens can be cached in a JSON file the user chooses (one entry per base URL,
+clientID and secret — a hash of it), so scripts and CLI runs reuse a token instead of fetching
+one each time: the real service keeps at most three live tokens per clientID and retires the oldest on the fourth.
 A token is replaced shortly before its ``expiredAt`` and once after a 401.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -108,7 +109,11 @@ class Credentials:
 
     @property
     def _key(self) -> str:
-        return f"{self.base_url}#{self.client_id}"
+        # The secret's hash is part of the key (never the secret itself): a token fetched with
+        # one secret is never used by a client given another, so a mistyped or changed secret
+        # is tried, and fails, at once.
+        secret = hashlib.sha256((self._secret or "").encode()).hexdigest()[:16]
+        return f"{self.base_url}#{self.client_id}#{secret}"
 
     def _read_cache(self) -> dict[str, Any]:
         if self._cache is None:
