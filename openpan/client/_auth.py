@@ -2,8 +2,8 @@
 
 Fetched tokens can be cached in a JSON file the user chooses (one entry per base URL,
 clientID and secret — a hash of it), so scripts and CLI runs reuse a token instead of fetching
-one each time: the real service keeps at most three live tokens per clientID and retires the oldest on the fourth.
-A token is replaced shortly before its ``expiredAt`` and once after a 401.
+one each time: the real service keeps at most three live tokens per clientID and retires the
+oldest on the fourth. A token is replaced shortly before its ``expiredAt`` and once after a 401.
 """
 
 from __future__ import annotations
