@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import httpx
 from conftest import Api, Server, jpeg_bytes
@@ -131,3 +134,22 @@ def test_public_url_and_default_custom_domain_shape_every_url(fresh_server: Serv
         assert httpx.get(entry["downloadURL"]).content == data
     finally:
         api.close()
+
+
+def test_user_commands_refuse_a_directory_without_a_store(tmp_path: Path) -> None:
+    # Run from the wrong directory, a user command used to make an empty store there and list
+    # nobody with exit status 0.
+    missing = tmp_path / "not-a-store"
+    for args in (["user", "list"], ["user", "add", "alice"], ["user", "reset-secret", "alice"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "openpan", *args, "--data-dir", str(missing)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OPENPAN_DATA_DIR": ""},
+        )
+        assert done.returncode == 1, args
+        said = " ".join((done.stdout + done.stderr).split())
+        assert f"no openpan store in {missing}" in said and "--data-dir" in said, said
+        assert "OPENPAN_DATA_DIR" in said
+    assert not missing.exists()

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import IntegrityError
 
@@ -17,6 +18,7 @@ from openpan.cli import client_commands, task_commands, transfer_commands
 from openpan.cli.worker import worker as worker_command
 from openpan.db.engine import Database
 from openpan.db.migrate import upgrade
+from openpan.errors import OpenpanError
 from openpan.services import public_url, users
 from openpan.settings import Settings, load_settings
 
@@ -38,7 +40,17 @@ def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
     return load_settings(data_dir=data_dir, **overrides)
 
 
-async def _open_db(settings: Settings) -> Database:
+async def _open_db(settings: Settings, create: bool = False) -> Database:
+    """The store's database, migrated. Only ``serve`` (``create``) may make a new embedded
+    store: a command that manages users of an existing one, run from the wrong directory,
+    would otherwise work on an empty store made on the spot and seem to succeed."""
+    database = settings.data_dir / "openpan.db"
+    if not create and not settings.database_url and not database.exists():
+        raise OpenpanError(
+            f"no openpan store in {settings.data_dir.resolve()} ({database.name} not found). "
+            "Run this where `openpan serve` keeps its data, or point --data-dir or "
+            "OPENPAN_DATA_DIR at it (start the server once to make a new store)."
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     await upgrade(db.engine)
@@ -79,7 +91,7 @@ async def _server_url(db: Database, settings: Settings) -> str:
 
 async def _bootstrap(settings: Settings) -> None:
     """Migrate, and on an empty database create the first user and show its credentials once."""
-    db = await _open_db(settings)
+    db = await _open_db(settings, create=True)
     try:
         await public_url.remember(db, settings.effective_public_url)
         if await users.count_users(db) == 0:
@@ -281,12 +293,11 @@ def user_callback_secret(
 
 
 def _run(coro: Any) -> Any:
-    from openpan.errors import OpenpanError
-
     try:
         return asyncio.run(coro)
     except OpenpanError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
+        # Not wrapped (a path cut in two cannot be pasted), not read as markup.
+        console.print("[red]error:[/]", escape(exc.message), soft_wrap=True)
         raise typer.Exit(1) from exc
 
 
