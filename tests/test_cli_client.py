@@ -281,8 +281,13 @@ def test_offline_and_copy_commands(sh: Shell, server: Server) -> None:
         assert task["status"] == "succeeded" and task["process"] == 100
         status = sh.json("offline", "status", str(task["task_id"]), "--oss")
         assert status[0]["status_code"] == 2
+        assert task["fail_reason"] == ""
         done = sh.run("offline", "add", url + "/missing.jpg", "--oss", "--wait", "--timeout", "60")
         assert done.returncode == 1 and "failed" in done.stdout
+        assert "HTTP 404" in done.stdout  # why, not only that it failed
+        failed = sh.run("offline", "add", url + "/missing.jpg", "--oss", "--wait", "--json")
+        [view] = json.loads(failed.stdout)
+        assert failed.returncode == 1 and "HTTP 404" in view["fail_reason"], view
     assert [e["etag"] for e in sh.json("ls", "/web")] == [hashlib.md5(image).hexdigest()]
 
     (sh.cwd / "pics").mkdir()

@@ -50,6 +50,7 @@ def _offline_view(task: OfflineTask, progress: Any) -> dict[str, Any]:
         "status": progress.status.name.lower(),
         "status_code": int(progress.status),
         "process": progress.process,
+        "fail_reason": progress.fail_reason,
     }
 
 
@@ -152,7 +153,9 @@ def _report_offline(
             if session.quiet:
                 out.print(view["status"])
             else:
-                out.print(f"task {view['task_id']}: {view['status']} ({view['process']:g}%)")
+                reason = f": {view['fail_reason']}" if view["fail_reason"] else ""
+                line = f"task {view['task_id']}: {view['status']} ({view['process']:g}%){reason}"
+                out.print(line, markup=False)
     if any(v["status_code"] == OfflineStatus.FAILED for v in views):
         raise typer.Exit(EXIT_FAILED)
 

@@ -273,10 +273,12 @@ class OfflineStatus(IntEnum):
 
 
 class OfflineProgress(Model):
-    """``offline/download/process``: percent done (0–100) and status."""
+    """``offline/download/process``: percent done (0–100), status and (openpan) the reason."""
 
     process: float = 0.0
     status: OfflineStatus = OfflineStatus.RUNNING
+    # openpan's extra: why it failed, or why it is being retried ("" otherwise or elsewhere).
+    fail_reason: str = Field(default="", alias="failReason")
 
     @property
     def finished(self) -> bool:
