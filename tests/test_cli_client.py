@@ -282,6 +282,8 @@ def test_offline_and_copy_commands(sh: Shell, server: Server) -> None:
         status = sh.json("offline", "status", str(task["task_id"]), "--oss")
         assert status[0]["status_code"] == 2
         assert task["fail_reason"] == ""
+        [made] = sh.json("ls", "/web")
+        assert task["file_id"] == str(made["file_id"]) != ""  # which file it made
         done = sh.run("offline", "add", url + "/missing.jpg", "--oss", "--wait", "--timeout", "60")
         assert done.returncode == 1 and "failed" in done.stdout
         assert "HTTP 404" in done.stdout  # why, not only that it failed

@@ -49,6 +49,7 @@ def test_download_lands_in_the_default_directory_named_after_the_url(
     entry = diskkit.names(offline_api, folder)["report final.pdf"]
     assert entry["size"] == len(data) and entry["etag"] == md5(data)
     assert diskkit.download(offline_api, int(entry["fileId"])) == data
+    assert state["fileID"] == int(entry["fileId"])  # openpan's extra: the file it made
     # Asked for plainly: no compression, the whole resource.
     seen = origin.requests("/d1/report%20final.pdf")[-1]
     assert seen.headers.get("accept-encoding") == "identity" and "range" not in seen.headers
@@ -94,7 +95,7 @@ def test_missing_file_and_forbidden_fail_at_once_with_a_reason(
     for code in (404, 403, 410):
         url = origin.status(f"/d4/{code}", code)
         state = failed(offline_api, submit(offline_api, url))
-        assert str(code) in state["failReason"], state
+        assert str(code) in state["failReason"] and state["fileID"] == 0, state
         assert len(origin.requests(f"/d4/{code}")) == 1  # permanent: never retried
 
 

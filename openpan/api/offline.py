@@ -18,6 +18,7 @@ from openpan.api.routing import context, endpoint
 from openpan.db.models import SPACE_DISK, SPACE_OSS, OfflineTask, User
 from openpan.db.statuses import OfflineStatus
 from openpan.services import offline
+from openpan.services.context import Context
 
 ID_LEN = 64
 
@@ -39,13 +40,14 @@ def _task_id(params: Params) -> int:
     return params.integer("taskID")
 
 
-def _reason(task: OfflineTask) -> dict[str, str]:
+async def _extras(ctx: Context, task: OfflineTask) -> dict[str, Any]:
     # Not in the real service's answer: what went wrong (failed) or is being retried (3), the
-    # same text the callback's failReason carries. An extra field breaks no client.
+    # same text the callback's failReason carries, and the file a succeeded task made (the
+    # callback's fileID). Extra fields break no client.
+    retried = task.status in (OfflineStatus.FAILED, OfflineStatus.RETRYING)
     return {
-        "failReason": task.fail_reason
-        if task.status in (OfflineStatus.FAILED, OfflineStatus.RETRYING)
-        else ""
+        "failReason": task.fail_reason if retried else "",
+        "fileID": await offline.made_file_id(ctx, task),
     }
 
 
@@ -76,8 +78,9 @@ async def disk_create(request: Request, params: Params, user: User) -> dict[str,
 
 @endpoint("/api/v1/offline/download/process")
 async def disk_process(request: Request, params: Params, user: User) -> dict[str, Any]:
-    task = await offline.get_task(context(request), user, SPACE_DISK, _task_id(params))
-    return {"process": float(task.process), "status": task.status, **_reason(task)}
+    ctx = context(request)
+    task = await offline.get_task(ctx, user, SPACE_DISK, _task_id(params))
+    return {"process": float(task.process), "status": task.status, **await _extras(ctx, task)}
 
 
 @endpoint("/api/v1/oss/offline/download")
@@ -92,8 +95,9 @@ async def oss_create(request: Request, params: Params, user: User) -> dict[str, 
 
 @endpoint("/api/v1/oss/offline/download/process")
 async def oss_process(request: Request, params: Params, user: User) -> dict[str, Any]:
-    task = await offline.get_task(context(request), user, SPACE_OSS, _task_id(params))
-    return {"process": int(task.process), "status": task.status, **_reason(task)}
+    ctx = context(request)
+    task = await offline.get_task(ctx, user, SPACE_OSS, _task_id(params))
+    return {"process": int(task.process), "status": task.status, **await _extras(ctx, task)}
 
 
 routes = [disk_create, disk_process, oss_create, oss_process]

@@ -51,6 +51,7 @@ def _offline_view(task: OfflineTask, progress: Any) -> dict[str, Any]:
         "status_code": int(progress.status),
         "process": progress.process,
         "fail_reason": progress.fail_reason,
+        "file_id": "" if progress.file_id in ("", "0") else progress.file_id,
     }
 
 
@@ -154,6 +155,8 @@ def _report_offline(
                 out.print(view["status"])
             else:
                 reason = f": {view['fail_reason']}" if view["fail_reason"] else ""
+                if view["file_id"]:
+                    reason = f" → file {view['file_id']}"
                 line = f"task {view['task_id']}: {view['status']} ({view['process']:g}%){reason}"
                 out.print(line, markup=False)
     if any(v["status_code"] == OfflineStatus.FAILED for v in views):

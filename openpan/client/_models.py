@@ -279,6 +279,8 @@ class OfflineProgress(Model):
     status: OfflineStatus = OfflineStatus.RUNNING
     # openpan's extra: why it failed, or why it is being retried ("" otherwise or elsewhere).
     fail_reason: str = Field(default="", alias="failReason")
+    # openpan's extra: the file a succeeded task made ("" until then, or elsewhere).
+    file_id: str = Field(default="", alias="fileID")
 
     @property
     def finished(self) -> bool:

@@ -24,6 +24,7 @@ from openpan.services.offline.tasks import (
     create,
     default_dir,
     get_task,
+    made_file_id,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "default_dir",
     "download_job",
     "get_task",
+    "made_file_id",
     "name_from_response",
     "safe_name",
 ]

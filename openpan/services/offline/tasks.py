@@ -21,6 +21,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import serialize
 from openpan.db.models import SPACE_OSS, File, OfflineTask, User, from_row
 from openpan.db.session import Session
+from openpan.db.statuses import OfflineStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import disk, oss, tree
@@ -146,6 +147,22 @@ async def get_task(ctx: Context, user: User, space: str, task_id: int) -> Offlin
     if row is None or row.user_id != user.id or row.space != space:
         raise NotFound(f"taskID 离线下载任务不存在 (no such task: {task_id})")
     return from_row(OfflineTask, row)
+
+
+async def made_file_id(ctx: Context, task: OfflineTask) -> int | str:
+    """The ID of the file a succeeded task made, as its space's clients know it (a number in
+    the cloud disk, the opaque ID in the image bed); 0 or ``""`` for any other task or a file
+    deleted since."""
+    empty: int | str = "" if task.space == SPACE_OSS else 0
+    if task.status != OfflineStatus.SUCCEEDED or task.file_id is None:
+        return empty
+    if task.space != SPACE_OSS:
+        return task.file_id
+    async with ctx.db.read() as session:
+        oss_id = await session.scalar(
+            select(File.oss_id).where(File.id == task.file_id, File.user_id == task.user_id)
+        )
+    return oss_id or empty
 
 
 async def admit(session: Session, settings: Settings, at_most: int | None = None) -> int:
