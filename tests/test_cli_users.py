@@ -153,3 +153,15 @@ def test_user_commands_refuse_a_directory_without_a_store(tmp_path: Path) -> Non
         assert f"no openpan store in {missing}" in said and "--data-dir" in said, said
         assert "OPENPAN_DATA_DIR" in said
     assert not missing.exists()
+
+
+def test_serve_help_points_at_the_settings() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "openpan", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "OPENPAN_*" in said and "OPENPAN_CONFIG" in said, said

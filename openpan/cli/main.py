@@ -104,7 +104,16 @@ async def _bootstrap(settings: Settings) -> None:
         await db.dispose()
 
 
-@app.command()
+_SERVE_HELP = (
+    "Run the server (embedded default: SQLite and a blob directory under --data-dir).\n\n"
+    "Everything else is an OPENPAN_* environment variable (or a key of the TOML file named by "
+    "OPENPAN_CONFIG): database and storage URLs, public URL, limits, offline downloads, "
+    'scale-out mode. The README\'s "Settings" section lists them all.\n\n'
+    "Example: openpan serve --data-dir ./openpan-data --port 8123"
+)
+
+
+@app.command(help=_SERVE_HELP)
 def serve(
     data_dir: DataDir = None,
     host: Annotated[
@@ -113,10 +122,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [env: OPENPAN_PORT]")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
-    """Run the server (embedded default: SQLite and a blob directory under --data-dir).
-
-    Example: openpan serve --data-dir ./openpan-data --port 8123
-    """
+    """Run the server (the help text is ``_SERVE_HELP``)."""
     import uvicorn
 
     from openpan.app import create_app
