@@ -51,7 +51,7 @@ def _offline_view(task: OfflineTask, progress: Any) -> dict[str, Any]:
         "status_code": int(progress.status),
         "process": progress.process,
         "fail_reason": progress.fail_reason,
-        "file_id": "" if progress.file_id in ("", "0") else progress.file_id,
+        "file_id": progress.file_id,
     }
 
 
@@ -154,10 +154,10 @@ def _report_offline(
             if session.quiet:
                 out.print(view["status"])
             else:
-                reason = f": {view['fail_reason']}" if view["fail_reason"] else ""
+                detail = f": {view['fail_reason']}" if view["fail_reason"] else ""
                 if view["file_id"]:
-                    reason = f" → file {view['file_id']}"
-                line = f"task {view['task_id']}: {view['status']} ({view['process']:g}%){reason}"
+                    detail = f" → file {view['file_id']}"
+                line = f"task {view['task_id']}: {view['status']} ({view['process']:g}%){detail}"
                 out.print(line, markup=False)
     if any(v["status_code"] == OfflineStatus.FAILED for v in views):
         raise typer.Exit(EXIT_FAILED)

@@ -282,6 +282,12 @@ class OfflineProgress(Model):
     # openpan's extra: the file a succeeded task made ("" until then, or elsewhere).
     file_id: str = Field(default="", alias="fileID")
 
+    @field_validator("file_id", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        # The cloud disk says "no file" with 0, the image bed with "": both are "" here.
+        return "" if value in (0, "0", None) else value
+
     @property
     def finished(self) -> bool:
         return self.status in (OfflineStatus.SUCCEEDED, OfflineStatus.FAILED)

@@ -43,14 +43,20 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def body_of(task: OfflineTask, file: File | None) -> bytes:
-    """The callback body. ``fileID`` is a number for the cloud disk and an opaque string for the
-    image bed (each space's own ID type); 0 or ``""`` when the task failed."""
-    succeeded = task.status == OfflineStatus.SUCCEEDED and file is not None
+def made_file_id(task: OfflineTask, file: File | None) -> int | str:
+    """The ID of the file a task made, as its space's clients know it: a number for the cloud
+    disk, an opaque string for the image bed; 0 or ``""`` when it made none (or it is gone)."""
+    if task.status != OfflineStatus.SUCCEEDED or file is None:
+        return "" if task.space == SPACE_OSS else 0
     if task.space == SPACE_OSS:
-        file_id: int | str = (file.oss_id or "") if succeeded and file else ""
-    else:
-        file_id = file.id if succeeded and file else 0
+        return file.oss_id or ""
+    return file.id
+
+
+def body_of(task: OfflineTask, file: File | None) -> bytes:
+    """The callback body; ``fileID`` as ``made_file_id`` tells."""
+    succeeded = task.status == OfflineStatus.SUCCEEDED and file is not None
+    file_id = made_file_id(task, file)
     payload = {
         "url": task.url,
         "status": 0 if succeeded else 1,

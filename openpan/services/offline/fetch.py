@@ -165,26 +165,28 @@ class Transfer:
             cap = resource.cap
             if cap is not None and total is not None and total > cap:
                 raise Permanent(too_large(total, cap, resource.space))
-            received = await self._receive(response, offset, total, head)
+            received, sniffed = await self._receive(response, offset, total, head)
         finally:
             # Back to the pool when the body was read to its end; closed otherwise.
             response.release()
         if total is not None and received != total:
             raise Transient(short(received, total))
-        sniffed = _sniff(bytes(head)) if resource.space == SPACE_OSS else None
+        if resource.space == SPACE_OSS and sniffed is None:
+            sniffed = _sniff(bytes(head))  # fewer bytes than a sniff reads: the whole body
         return Fetched(md5=self.partial.hasher.hexdigest(), size=received, sniffed=sniffed)
 
     async def _receive(
         self, response: aiohttp.ClientResponse, offset: int, total: int | None, head: bytearray
-    ) -> int:
-        """Stream the body into the partial file, in batches; returns the bytes it now holds.
-        ``head`` gathers the first bytes, and an image-bed download that is no image stops as
-        soon as they say so."""
+    ) -> tuple[int, str | None]:
+        """Stream the body into the partial file, in batches; returns the bytes it now holds
+        and, in the image bed, the image format once enough bytes came to tell. ``head``
+        gathers the first bytes, and an image-bed download that is no image stops as soon as
+        they say so."""
         partial, space, cap = self.partial, self.resource.space, self.resource.cap
+        sniffed: str | None = None
         checked = space != SPACE_OSS
         if not checked and len(head) >= SNIFF_BYTES:
-            _sniff(bytes(head))
-            checked = True
+            sniffed, checked = _sniff(bytes(head)), True
         batch: list[bytes] = []
         batched = 0
         received = offset
@@ -202,8 +204,7 @@ class Transfer:
                 if not checked:
                     head += chunk[: SNIFF_BYTES - len(head)]
                     if len(head) >= SNIFF_BYTES:
-                        _sniff(bytes(head))
-                        checked = True
+                        sniffed, checked = _sniff(bytes(head)), True
                 batch.append(chunk)
                 batched += len(chunk)
                 now = time.monotonic()
@@ -228,7 +229,7 @@ class Transfer:
         if batch:
             await partial.write(batch, batched)
         await partial.drain()
-        return received
+        return received, sniffed
 
     def _check_answer(self, response: aiohttp.ClientResponse, offset: int) -> int | None:
         """The size of the whole resource if known; raises for answers that carry no bytes."""

@@ -24,7 +24,7 @@ from openpan.db.session import Session
 from openpan.db.statuses import OfflineStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
-from openpan.services import disk, oss, tree
+from openpan.services import callbacks, disk, oss, tree
 from openpan.services.context import Context
 from openpan.services.fetch_guard import allowlist_from, check_literal
 from openpan.services.names import check_image_name, check_name
@@ -150,19 +150,15 @@ async def get_task(ctx: Context, user: User, space: str, task_id: int) -> Offlin
 
 
 async def made_file_id(ctx: Context, task: OfflineTask) -> int | str:
-    """The ID of the file a succeeded task made, as its space's clients know it (a number in
-    the cloud disk, the opaque ID in the image bed); 0 or ``""`` for any other task or a file
-    deleted since."""
-    empty: int | str = "" if task.space == SPACE_OSS else 0
-    if task.status != OfflineStatus.SUCCEEDED or task.file_id is None:
-        return empty
-    if task.space != SPACE_OSS:
-        return task.file_id
-    async with ctx.db.read() as session:
-        oss_id = await session.scalar(
-            select(File.oss_id).where(File.id == task.file_id, File.user_id == task.user_id)
-        )
-    return oss_id or empty
+    """The ID of the file a succeeded task made, as its space's clients know it (the
+    callback's ``fileID``); 0 or ``""`` for any other task or a file deleted since."""
+    file = None
+    if task.status == OfflineStatus.SUCCEEDED and task.file_id is not None:
+        async with ctx.db.read() as session:
+            file = await session.scalar(
+                select(File).where(File.id == task.file_id, File.user_id == task.user_id)
+            )
+    return callbacks.made_file_id(task, file)
 
 
 async def admit(session: Session, settings: Settings, at_most: int | None = None) -> int:
