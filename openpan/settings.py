@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -141,6 +141,29 @@ class Settings(BaseSettings):
     """Seconds a presigned GET of ``object_serving=redirect`` stays valid."""
     shutdown_timeout: int = Field(30, ge=0)
     """On SIGTERM, seconds in-flight requests get to finish before connections are closed."""
+    variant_sizes: str = "64,128,256,512,1024,2048,4096"
+    """The widths and heights image variants are made at (``?w=`` and ``?h=`` on a link are
+    rounded up to one of them, never beyond the original): comma-separated pixels."""
+    variant_max_pixels: int = Field(100_000_000, ge=1)
+    """Images with more pixels than this (all frames together) get no variant: the link serves
+    the original. Guards against decompression bombs."""
+    variant_renders: int = Field(0, ge=0)
+    """Variants made at the same time per process; 0: as many as the machine has cores."""
+    variant_timeout: float = Field(30.0, gt=0)
+    """Seconds making one variant may take; a slower image gets none (the original is served)."""
+
+    @field_validator("variant_sizes")
+    @classmethod
+    def _sizes(cls, value: str) -> str:
+        sizes = [part.strip() for part in value.split(",") if part.strip()]
+        if not sizes or not all(size.isdigit() and 0 < int(size) <= 65_500 for size in sizes):
+            raise ValueError("variant_sizes must list whole numbers of pixels, 1 to 65500")
+        return ",".join(sizes)
+
+    @property
+    def variant_ladder(self) -> tuple[int, ...]:
+        """``variant_sizes`` as numbers, smallest first."""
+        return tuple(sorted({int(size) for size in self.variant_sizes.split(",")}))
 
     @field_validator("public_url", "custom_domain_default")
     @classmethod
@@ -197,7 +220,19 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+class SettingsError(ValueError):
+    """A setting has a value it cannot have; the message names it as the operator wrote it."""
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and config file, with explicit overrides (CLI flags) on top."""
+    """Settings from the environment and config file, with explicit overrides (CLI flags) on
+    top. ``SettingsError`` names each bad one (``OPENPAN_…``) and says what is wrong."""
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            problems.append(f"OPENPAN_{name.upper()} ({name}): {error['msg']}")
+        raise SettingsError("bad setting: " + "; ".join(problems)) from None

@@ -3,6 +3,10 @@
 They are the hottest path of an image host, so the application (``DirectLinksFirst``) answers
 them in raw ASGI before Starlette's middleware and routing: one regular expression, cached
 lookups (``services.public_links``) and ``send_blob``. Everything else goes on to the routes.
+
+A query asking for a variant (``?w=256&format=webp``, ``services.variants``) is answered with
+that variant, stored once (``services.variant_store``) and then sent like any blob: ETag,
+ranges, traffic and the owner's access rules as for the original.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from openpan.api.serving import BlobInfo, not_found, send_blob, send_plain
-from openpan.services import public_links
+from openpan.services import public_links, variant_store, variants
 from openpan.services.context import Context
 from openpan.services.traffic import FileTraffic
 
@@ -29,6 +33,10 @@ _LINK = re.compile(r"/([0-9]{1,18})/([0-9A-Za-z]{1,64})(?:\.([0-9A-Za-z]{1,32}))
 # The blob description (with its prepared headers) of each recently served file, reused for as
 # long as the link cache hands out the same lookup.
 _blobs: dict[int, tuple[public_links.LinkedFile, BlobInfo]] = {}
+
+# The stored variants recently served, by original's key, query and preferred format: a hot
+# thumbnail costs what a hot original does.
+_variant_blobs: dict[tuple[str, bytes, str | None], BlobInfo] = {}
 
 MEDIA_TYPES = {
     "png": "image/png",
@@ -69,11 +77,14 @@ async def serve_link(
     head = scope["method"] == "HEAD"
     host = ""
     referer = None
+    accept = b""
     for name, value in scope["headers"]:
         if name == b"host":
             host = value.decode("latin-1")
         elif name == b"referer":
             referer = value.decode("latin-1")
+        elif name == b"accept":
+            accept = value
     try:
         ctx: Context = scope["app"].state.ctx
         linked = await public_links.open_link(
@@ -97,6 +108,24 @@ async def serve_link(
         log.exception("direct link %s failed", scope["path"])
         await send_plain(send, 503, b"503 Service Unavailable", head)
         return
+    traffic = ctx.part(FileTraffic)
+    file_id = linked.file_id
+    query = scope["query_string"]
+    if query and linked.ext != "svg":  # an SVG is never rasterised: always the original
+        try:
+            variant = await _variant(ctx, linked, query, accept)
+        except variants.VariantError as exc:
+            await send_plain(send, 400, b"400 Bad Request: %s" % str(exc).encode(), head)
+            return
+        except Exception:
+            log.exception("variant of %s failed", scope["path"])
+            await send_plain(send, 503, b"503 Service Unavailable", head)
+            return
+        if variant is not None:
+            await send_blob(
+                scope, receive, send, ctx, variant, lambda sent: traffic.add(file_id, sent)
+            )
+            return
     known = _blobs.get(linked.file_id)
     if known is not None and known[0] is linked:
         blob = known[1]
@@ -107,9 +136,45 @@ async def serve_link(
         if len(_blobs) >= 10_000:
             _blobs.clear()
         _blobs[linked.file_id] = (linked, blob)
-    traffic = ctx.part(FileTraffic)
-    file_id = linked.file_id
     await send_blob(scope, receive, send, ctx, blob, lambda sent: traffic.add(file_id, sent))
+
+
+async def _variant(
+    ctx: Context, linked: public_links.LinkedFile, query: bytes, accept: bytes
+) -> BlobInfo | None:
+    """The stored variant the link's ``query`` asks for, made if need be; ``None`` for the
+    original (no variant asked for, or none this image can have). ``VariantError`` for a query
+    that makes no sense."""
+    # Only the format the Accept header leads to matters, and only for format=auto.
+    preferred = variants.preferred(accept.decode("latin-1")) if b"auto" in query.lower() else None
+    cached = (linked.key, query, preferred)
+    blob = _variant_blobs.get(cached)
+    if blob is not None:
+        return blob
+    ask = variants.parse_query(query.decode("latin-1"))
+    if ask is None:
+        return None
+    source = await variant_store.image_source(ctx, linked.blob_id, linked.key)
+    if source is None:
+        return None
+    variant = variants.plan(
+        ask, source, accept=accept.decode("latin-1"), ladder=ctx.settings.variant_ladder
+    )
+    stored = await variant_store.stored_variant(ctx, linked.blob_id, linked.key, variant)
+    if stored is None:
+        return None
+    blob = BlobInfo(
+        stored.key,
+        stored.size,
+        stored.md5,
+        stored.created,
+        stored.media_type,
+        vary_accept=ask.format == "auto",
+    )
+    if len(_variant_blobs) >= 10_000:
+        _variant_blobs.clear()
+    _variant_blobs[cached] = blob
+    return blob
 
 
 async def _no_such_link(request: Request) -> Response:

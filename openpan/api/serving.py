@@ -85,6 +85,9 @@ class BlobInfo:
     media_type: str
     download_name: str | None = None
     immutable: bool = True
+    vary_accept: bool = False
+    """The answer depends on the request's ``Accept`` (an image variant in the format it
+    prefers): say so to caches."""
     prepared: _Prepared = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +103,8 @@ def _prepare(blob: BlobInfo) -> _Prepared:
         (b"last-modified", last_modified),
         (b"cache-control", IMMUTABLE if blob.immutable else REVALIDATE),
     ]
+    if blob.vary_accept:
+        validators.append((b"vary", b"Accept"))
     whole = [
         (b"content-length", b"%d" % blob.size),
         (b"content-type", blob.media_type.encode("latin-1")),

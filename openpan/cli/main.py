@@ -20,7 +20,7 @@ from openpan.db.engine import Database
 from openpan.db.migrate import upgrade
 from openpan.errors import OpenpanError
 from openpan.services import public_url, users
-from openpan.settings import Settings, load_settings
+from openpan.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     help="openpan: a self-hostable 123pan open-platform server.", no_args_is_help=True
@@ -37,7 +37,11 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
-    return load_settings(data_dir=data_dir, **overrides)
+    try:
+        return load_settings(data_dir=data_dir, **overrides)
+    except SettingsError as exc:
+        console.print("[red]error:[/]", escape(str(exc)), soft_wrap=True)
+        raise typer.Exit(2) from exc
 
 
 async def _open_db(settings: Settings, create: bool = False) -> Database:

@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from openpan.settings import Settings, load_settings
+from openpan.settings import Settings, SettingsError, load_settings
 
 console = Console(stderr=True)
 log = logging.getLogger("openpan.worker")
@@ -34,7 +35,11 @@ def worker(
 
     Example: OPENPAN_QUEUE_URL=postgresql://openpan@db/openpan openpan worker
     """
-    settings = load_settings(data_dir=data_dir, job_workers=concurrency)
+    try:
+        settings = load_settings(data_dir=data_dir, job_workers=concurrency)
+    except SettingsError as exc:
+        console.print("[red]error:[/]", escape(str(exc)), soft_wrap=True)
+        raise typer.Exit(2) from exc
     if not settings.queue_url:
         console.print("[red]error:[/] `openpan worker` needs OPENPAN_QUEUE_URL (the job broker)")
         raise typer.Exit(2)

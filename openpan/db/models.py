@@ -116,6 +116,34 @@ class Blob(Base):
     key: Mapped[str] = mapped_column(String(255))
     refcount: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # What the bytes are as an image, read from their header once (``services.image_info``):
+    # ``image_format`` NULL means not read yet, "" no image libvips reads. Sizes are as shown
+    # (turned by the EXIF orientation); frames is 1 for a still image.
+    image_format: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    image_width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    image_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class BlobVariant(Base):
+    """A thumbnail or web-sized copy of a blob's image (``services.variant_store``), made once.
+
+    The row is a claim while ``key`` is NULL: the process that inserted it is making the
+    variant (since ``claimed_at``); ``refused`` says why none can be made (the original is
+    served instead). Removed with its blob.
+    """
+
+    __tablename__ = "blob_variants"
+    __table_args__ = (UniqueConstraint("blob_id", "name", name="uq_blob_variants_blob_id_name"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    blob_id: Mapped[int] = mapped_column(ForeignKey("blobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    md5: Mapped[str] = mapped_column(String(32), default="")
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    refused: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class File(Base):

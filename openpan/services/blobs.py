@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, exists, select, update
 
 from openpan.clock import utcnow
 from openpan.db.engine import Reader, dialect_name, insert_unless_taken
-from openpan.db.models import Blob, from_row, table_of
+from openpan.db.models import Blob, BlobVariant, from_row, table_of
 from openpan.db.session import Session, hot
 
 # Every upload and download that completes runs these: Core, written once (see
@@ -79,10 +79,23 @@ async def register(session: Session, md5: str, size: int, key: str) -> tuple[Blo
     raise RuntimeError(f"blob {md5}/{size} neither inserted nor found")
 
 
-async def release(session: Session, blob_id: int) -> str | None:
-    """Drop one reference. Returns the storage key to delete (after commit) if it was the last."""
+async def release(session: Session, blob_id: int) -> list[str]:
+    """Drop one reference. Returns the storage keys to delete (after commit) if it was the
+    last: the blob's and its variants'."""
     await session.execute(update(Blob).where(Blob.id == blob_id).values(refcount=Blob.refcount - 1))
+    # Its variants first, while the blob row still says it is going (the foreign key would
+    # remove their rows with it, but not hand back their keys).
+    variant_keys = await session.scalars(
+        delete(BlobVariant)
+        .where(
+            BlobVariant.blob_id == blob_id,
+            exists().where(and_(Blob.id == blob_id, Blob.refcount <= 0)),
+        )
+        .returning(BlobVariant.key)
+    )
+    keys = [key for key in variant_keys.all() if key]
     gone = await session.execute(
         delete(Blob).where(Blob.id == blob_id, Blob.refcount <= 0).returning(Blob.key)
     )
-    return gone.scalar_one_or_none()
+    key = gone.scalar_one_or_none()
+    return [key, *keys] if key is not None else []

@@ -65,6 +65,7 @@ class LinkedFile:
     etag: str
     modified: datetime
     ext: str
+    blob_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +222,9 @@ async def _file(ctx: Context, user_id: int, oss_id: str, now: float) -> LinkedFi
         async with ctx.db.read() as session:
             row = (
                 await session.execute(
-                    select(File.id, File.size, File.etag, File.created_at, File.ext, Blob.key)
+                    select(
+                        File.id, File.size, File.etag, File.created_at, File.ext, Blob.key, Blob.id
+                    )
                     .join(Blob, Blob.id == File.blob_id)
                     .where(
                         File.oss_id == oss_id,
@@ -235,8 +238,8 @@ async def _file(ctx: Context, user_id: int, oss_id: str, now: float) -> LinkedFi
         if row is None:
             # Not cached: a file uploaded a moment from now must open at once.
             return None
-        file_id, size, etag, created_at, ext, key = row
-        linked = LinkedFile(file_id, user_id, key, size, etag, created_at, ext)
+        file_id, size, etag, created_at, ext, key, blob_id = row
+        linked = LinkedFile(file_id, user_id, key, size, etag, created_at, ext, blob_id)
         if cache.epoch == started:
             _store(cache.files, (user_id, oss_id), (now + ctx.settings.link_cache_ttl, linked))
         return linked

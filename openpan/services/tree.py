@@ -245,6 +245,6 @@ async def delete_entries(session: Session, entries: list[File]) -> list[str]:
         ).all()
         await session.execute(delete(File).where(File.id.in_(batch)))
         for blob_id in blob_ids:
-            if blob_id is not None and (key := await blobs.release(session, blob_id)):
-                keys.append(key)
+            if blob_id is not None:
+                keys += await blobs.release(session, blob_id)
     return keys

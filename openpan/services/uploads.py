@@ -24,12 +24,12 @@ from sqlalchemy.exc import IntegrityError
 
 from openpan import ids
 from openpan.clock import epoch, utcnow
-from openpan.db.models import SPACE_DISK, File, UploadSession, User
+from openpan.db.models import SPACE_DISK, SPACE_OSS, File, UploadSession, User
 from openpan.db.session import Session
 from openpan.db.statuses import UploadStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
-from openpan.services import blobs, disk, links, tree
+from openpan.services import blobs, disk, links, tree, variant_store
 from openpan.services.context import Context
 from openpan.storage import PartInfo, PartSizeError, StorageError
 
@@ -388,6 +388,8 @@ async def _finish(ctx: Context, upload_id: str) -> None:
         return
     if not stored:
         await ctx.blobs.delete(key)
+    elif upload.space == SPACE_OSS:
+        await variant_store.remember_image(ctx, key)
     for doomed_key in doomed_keys:
         await ctx.blobs.delete(doomed_key)
 
@@ -423,6 +425,8 @@ async def adopt_file(
         raise
     if not stored:
         await ctx.blobs.delete(key)
+    elif space == SPACE_OSS:
+        await variant_store.remember_image(ctx, key)
     for doomed_key in doomed_keys:
         await ctx.blobs.delete(doomed_key)
     return file

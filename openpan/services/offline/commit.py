@@ -13,7 +13,7 @@ from openpan.clock import utcnow
 from openpan.db.engine import dialect_name
 from openpan.db.models import SPACE_DISK, SPACE_OSS, OfflineTask, User
 from openpan.db.session import Session
-from openpan.services import blobs, disk, tree
+from openpan.services import blobs, disk, tree, variant_store
 from openpan.services.context import Context
 from openpan.services.names import extension
 from openpan.services.offline.failures import AlreadyEnded, BlobGone, Permanent, Transient
@@ -70,6 +70,8 @@ async def commit(
         raise Transient("存储失败 (storage error)")
     if key is not None and not keep_key:
         await _drop_copy(ctx, task, key)
+    elif key is not None and task.space == SPACE_OSS:
+        await variant_store.remember_image(ctx, key)
     return file_id
 
 
