@@ -46,6 +46,7 @@ PUBLIC = {
     "DownloadError",
     "DownloadInfo",
     "IfExists",
+    "ImageInfo",
     "NotFoundError",
     "OfflineProgress",
     "OfflineStatus",

@@ -16,10 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import pyvips
+import sdkkit
 from conftest import Api, Server, jpeg_bytes
 from imagebed import DELETE, DETAIL, query
 
 OSS_DELETE = DELETE
+IMAGE = "/openpan/v1/oss/file/image"
 
 
 def photo(width: int, height: int, orientation: int = 1, *, format: str = ".jpg") -> bytes:
@@ -332,3 +334,23 @@ def test_variants_survive_a_restart_without_being_made_again(fresh_server: Serve
         assert len(variant_rows(fresh_server, file_id)) == 1
     finally:
         api.close()
+
+
+def test_the_sdk_and_openpan_s_endpoint_show_an_image_s_size(
+    server: Server, api: Api, other_api: Api, tmp_path: Path
+) -> None:
+    file_id = api.oss_upload(photo(320, 200, orientation=6), "shown.jpg")
+    answer = api.ok("GET", IMAGE, {"fileID": file_id})
+    assert answer == {"fileID": file_id, "format": "jpeg", "width": 200, "height": 320, "frames": 1}
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"></svg>'
+    svg_id = api.oss_upload(svg, "drawn.svg")
+    assert api.ok("GET", IMAGE, {"fileID": svg_id})["format"] == ""
+    # Bad input gets the envelope naming the field; another user's file is not found.
+    missing = api.get(IMAGE, {})
+    assert missing["code"] != 0 and "fileID" in missing["message"]
+    foreign = other_api.get(IMAGE, {"fileID": file_id})
+    assert foreign["code"] != 0 and file_id in foreign["message"]
+    assert httpx.get(server.url + IMAGE, params={"fileID": file_id}).json()["code"] != 0
+    with sdkkit.client(server, tmp_path, api.creds) as pan:
+        info = pan.oss_image_info(file_id)
+        assert (info.width, info.height, info.frames, info.format) == (200, 320, 1, "jpeg")

@@ -139,7 +139,7 @@ def test_too_many_pixels_or_no_image_get_no_variant(tmp_path: Path) -> None:
     assert source.width == 2000
     fake = tmp_path / "fake.jpg"
     fake.write_bytes(b"<html>not an image</html>")
-    with pytest.raises(VariantRefused, match="not an image"):
+    with pytest.raises(VariantRefused, match="not a raster image"):
         variants.read_source(str(fake))
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(path.read_bytes()[:2000])  # a header and a little of the picture

@@ -126,6 +126,23 @@ async def file_detail(request: Request, params: Params, user: User) -> dict[str,
     return file_item(ctx, user, entry, parent_id, parent_name)
 
 
+@endpoint("/openpan/v1/oss/file/image")
+async def file_image(request: Request, params: Params, user: User) -> dict[str, Any]:
+    """openpan's own (not a 123pan endpoint, whose answers stay as documented): an image's
+    size and frames, for galleries. ``format`` is "" (and the sizes 0) for bytes that are no
+    image libvips reads, such as SVG."""
+    ctx = context(request)
+    file_id = params.string("fileID", max_len=ID_LEN, allow_empty=False)
+    entry, source = await oss.image_info(ctx, user, file_id)
+    return {
+        "fileID": entry.oss_id,
+        "format": source.format if source else "",
+        "width": source.width if source else 0,
+        "height": source.height if source else 0,
+        "frames": source.pages if source else 0,
+    }
+
+
 @endpoint("/api/v1/oss/file/move")
 async def file_move(request: Request, params: Params, user: User) -> None:
     ctx = context(request)
@@ -151,6 +168,7 @@ routes = [
     *upload_steps.step_routes("/upload/v1/oss/file", SPACE_OSS, _file_id),
     file_list,
     file_detail,
+    file_image,
     file_move,
     file_delete,
 ]

@@ -20,6 +20,7 @@ from openpan.client._models import (
     DiskPage,
     DiskPageV1,
     DownloadInfo,
+    ImageInfo,
     OfflineProgress,
     OssDir,
     OssFile,
@@ -174,6 +175,12 @@ def oss_list(
 def oss_detail(file_id: str) -> Call[OssFile]:
     """``GET /api/v1/oss/file/detail``."""
     return Call("GET", "/api/v1/oss/file/detail", _model(OssFile), query={"fileID": file_id})
+
+
+def oss_image_info(file_id: str) -> Call[ImageInfo]:
+    """openpan's ``GET /openpan/v1/oss/file/image`` (not on the real service): an image's
+    width, height and frames."""
+    return Call("GET", "/openpan/v1/oss/file/image", _model(ImageInfo), query={"fileID": file_id})
 
 
 def oss_move(file_ids: Sequence[str], to_parent_id: str = "") -> Call[None]:

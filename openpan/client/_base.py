@@ -315,6 +315,7 @@ class BaseClient(Generic[TransportT]):
     oss_upload_async_result = endpoint(_api.oss_upload_async_result)
     oss_list = endpoint(_api.oss_list)
     oss_detail = endpoint(_api.oss_detail)
+    oss_image_info = endpoint(_api.oss_image_info)
     oss_move = endpoint(_api.oss_move)
     oss_delete = endpoint(_api.oss_delete)
     oss_copy = endpoint(_api.oss_copy)

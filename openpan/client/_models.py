@@ -38,6 +38,17 @@ def _list_or_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
+class ImageInfo(Model):
+    """openpan's ``/openpan/v1/oss/file/image``: an image's size as shown (turned by its EXIF
+    orientation) and frames; ``format`` is "" and the rest 0 for no raster image (SVG)."""
+
+    file_id: str = _alias("fileID", "fileId", "file_id")
+    format: str = ""
+    width: int = 0
+    height: int = 0
+    frames: int = 0
+
+
 class AccessToken(Model):
     """``/api/v1/access_token``: a bearer token and when it stops working."""
 

@@ -9,12 +9,13 @@ from operator import attrgetter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from openpan.db.models import SPACE_OSS, File, User
+from openpan.db.models import SPACE_OSS, Blob, File, User
 from openpan.db.session import Session
 from openpan.errors import FieldError, NotFound, OpenpanError
-from openpan.services import tree, uploads
+from openpan.services import tree, uploads, variant_store
 from openpan.services.context import Context
 from openpan.services.names import check_name
+from openpan.services.variants import Source
 
 ROOT_ID = ""
 
@@ -128,6 +129,19 @@ async def detail(ctx: Context, user: User, oss_id: str) -> tuple[File, str, str]
         names = await parent_names(session, [entry])
         parent_ids = await parent_oss_ids(session, [entry])
     return entry, parent_ids.get(entry.parent_id, ""), names.get(entry.parent_id, "")
+
+
+async def image_info(ctx: Context, user: User, oss_id: str) -> tuple[File, Source | None]:
+    """An image-bed file and what it is as an image (``None``: none libvips reads), as read
+    once when its upload completed (or now, for a file older than that)."""
+    async with ctx.db.read() as session:
+        entry = await _by_oss_id(session, user, oss_id)
+        if entry is None or entry.is_dir or entry.blob_id is None:
+            raise NotFound(f"fileID 文件不存在 (no such file: {oss_id})")
+        blob = await session.get(Blob, entry.blob_id)
+    if blob is None:
+        raise NotFound(f"fileID 文件不存在 (no such file: {oss_id})")
+    return entry, await variant_store.image_source(ctx, blob.id, blob.key)
 
 
 async def create_upload(

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl
 
 import pyvips
 
+from openpan.services.images import SNIFF_BYTES, sniff_image
+
 DEFAULT_LADDER = (64, 128, 256, 512, 1024, 2048, 4096)
 DEFAULT_QUALITY = 80
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -215,10 +217,18 @@ def media_type(variant: Variant) -> str:
 
 def read_source(path: str) -> Source:
     """Size (upright, as shown), format and frames of the image at ``path``, from its header
-    (no pixel is decoded). ``VariantRefused`` when it is no image libvips reads."""
+    (no pixel is decoded). ``VariantRefused`` when it is no raster image libvips reads."""
+    # Only the raster formats the image bed takes reach libvips, judged by their bytes: an
+    # SVG (which libvips would hand to librsvg) or anything else is never parsed here.
+    with open(path, "rb") as handle:
+        sniffed = sniff_image(handle.read(SNIFF_BYTES))
+    if sniffed is None or sniffed == "svg":
+        raise VariantRefused("not a raster image")
     try:
         image = pyvips.Image.new_from_file(path, access="sequential")
         loader = str(image.get("vips-loader"))
+        if loader not in _LOADERS:
+            raise VariantRefused(f"not a format variants are made of ({loader})")
         pages = int(image.get("n-pages")) if image.get_typeof("n-pages") else 1
         height = image.height
         if image.get_typeof("page-height"):
