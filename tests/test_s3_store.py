@@ -407,3 +407,24 @@ def test_an_offline_download_of_bytes_stored_already_takes_the_stored_object(
     finally:
         api.close()
         srv.stop()
+
+
+def test_variants_are_made_from_and_stored_in_the_object_store(
+    s3_api: Api, s3_server: S3Server, s3_bucket: str
+) -> None:
+    from test_link_variants import decoded, photo
+
+    data = photo(600, 400)
+    file_id = upload(s3_api, data, "stored.jpg")
+    url = link(s3_api, file_id)
+    # Its size was not read at upload (the bytes were not on this machine): read when asked.
+    thumb = httpx.get(url + "?w=64&format=png", timeout=60)
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/png"
+    assert decoded(thumb.content).width == 64
+    keys = [k for k in s3_server.keys(s3_bucket, "blobs-root/blobs/v/") if md5(data) in k]
+    assert len(keys) == 1
+    assert httpx.get(url + "?w=64&format=png", timeout=60).content == thumb.content
+    ranged = httpx.get(url + "?w=64&format=png", headers={"Range": "bytes=1-4"}, timeout=60)
+    assert ranged.status_code == 206 and ranged.content == thumb.content[1:5]
+    s3_api.ok("POST", DELETE, {"fileIDs": [file_id]})
+    assert s3_server.keys(s3_bucket, "blobs-root/blobs/v/" + md5(data)[:2]) == []

@@ -83,6 +83,34 @@ def test_link_traffic_from_every_process_adds_up(cluster: Cluster) -> None:
         client.close()
 
 
+def test_a_variant_asked_of_every_process_at_once_is_made_once(cluster: Cluster) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imagebed import query
+    from test_link_variants import photo
+
+    first, second = cluster.apis[:2]
+    client = first.client(first.take_user())
+    try:
+        file_id = client.oss_upload(photo(1600, 1200), "shared.jpg")
+        link = client.ok("GET", "/api/v1/oss/file/detail", {"fileID": file_id})["downloadURL"]
+        path = link.split("/", 3)[3] + "?w=512&format=webp"
+        urls = [f"{server.url}/{path}" for server in (first, second) * 6]
+        with ThreadPoolExecutor(12) as pool:
+            bodies = list(pool.map(lambda url: httpx.get(url, timeout=60).content, urls))
+        assert len(set(bodies)) == 1
+        rows = query(
+            first,
+            "SELECT v.key FROM blob_variants v JOIN files f ON f.blob_id = v.blob_id "
+            "WHERE f.oss_id = ?",
+            file_id,
+        )
+        assert len(rows) == 1 and rows[0][0]
+        assert (cluster.tmp / "shared-blobs" / "blobs" / rows[0][0]).read_bytes() == bodies[0]
+    finally:
+        client.close()
+
+
 def test_sigterm_lets_the_request_in_flight_finish(cluster: Cluster) -> None:
     server = cluster.add_api()  # a process of its own: this test stops it
     server.start()
