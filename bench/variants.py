@@ -211,6 +211,16 @@ def main() -> None:
                     "yes" if cached / original >= 0.9 else "NO",
                 ]
             )
+            rows.append(
+                [
+                    "   (each run, req/s)",
+                    " ".join(f"{r:,.0f}" for r in results["original"]),
+                    " ".join(f"{r:,.0f}" for r in results["variant"]),
+                    "",
+                    "",
+                    "",
+                ]
+            )
         finally:
             server.stop()
     print(f"machine: {machine()}")

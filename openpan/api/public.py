@@ -111,7 +111,7 @@ async def serve_link(
     traffic = ctx.part(FileTraffic)
     file_id = linked.file_id
     query = scope["query_string"]
-    if query and linked.ext != "svg":  # an SVG is never rasterised: always the original
+    if query:
         try:
             variant = await _variant(ctx, linked, query, accept)
         except variants.VariantError as exc:
@@ -152,7 +152,7 @@ async def _variant(
     if blob is not None:
         return blob
     ask = variants.parse_query(query.decode("latin-1"))
-    if ask is None:
+    if ask is None or linked.ext == "svg":  # an SVG is never rasterised: always the original
         return None
     source = await variant_store.image_source(ctx, linked.blob_id, linked.key)
     if source is None:

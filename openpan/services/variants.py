@@ -21,6 +21,10 @@ import pyvips
 
 from openpan.services.images import SNIFF_BYTES, sniff_image
 
+# libvips' cache of recent operations helps programs that reuse images; a server making each
+# variant once gains nothing from it and would hold decoded tiles and open files for it.
+pyvips.cache_set_max(0)
+
 DEFAULT_LADDER = (64, 128, 256, 512, 1024, 2048, 4096)
 DEFAULT_QUALITY = 80
 DEFAULT_MAX_PIXELS = 100_000_000
