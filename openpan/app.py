@@ -21,7 +21,7 @@ from openpan.db.models import Job
 from openpan.db.statuses import JobStatus
 from openpan.jobs.roles import Role, default_role, make_runner
 from openpan.jobs.runner import settle_current_job
-from openpan.services import callbacks, copy_tasks, offline, tokens, uploads
+from openpan.services import callbacks, copy_tasks, offline, tokens, uploads, web_auth
 from openpan.services.context import Context
 from openpan.services.daily_traffic import DailyTraffic
 from openpan.services.ratelimit import make_limiter
@@ -80,6 +80,7 @@ async def sweep(ctx: Context) -> None:
     """Housekeeping: expire abandoned uploads, remove stale temp files and old finished jobs."""
     await uploads.expire_sessions(ctx)
     await ctx.temp_files.cleanup_temp(older_than=24 * 3600)
+    await web_auth.sweep(ctx.db)
     async with ctx.db.write() as session:
         await session.execute(
             delete(Job).where(

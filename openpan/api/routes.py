@@ -19,6 +19,8 @@ from openpan.api import (
     oss,
     public,
     slices,
+    web,
+    web_pages,
 )
 from openpan.api.envelope import failure
 
@@ -47,8 +49,8 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def all_routes() -> list[BaseRoute]:
-    """The routes, in the order they are tried: the API's, the envelope for unknown API paths,
-    then the public links."""
+    """The routes, in the order they are tried: the API's, the web app's, the envelope for
+    unknown API paths, then the public links."""
     return [
         *health.routes,
         *auth.routes,
@@ -59,6 +61,8 @@ def all_routes() -> list[BaseRoute]:
         *download.routes,
         *copy.routes,
         *offline.routes,
+        *web.routes,
+        *web_pages.routes,
         Route("/api/{rest:path}", not_found, methods=_METHODS),
         Route("/upload/{rest:path}", not_found, methods=_METHODS),
         *public.routes,

@@ -18,7 +18,7 @@ from openpan.api.envelope import failure, ok
 from openpan.api.params import Params, read_params
 from openpan.db.models import User
 from openpan.errors import OpenpanError, Unauthorized
-from openpan.services import tokens
+from openpan.services import tokens, web_auth
 from openpan.services.context import Context
 from openpan.services.ratelimit import RateLimiter, SharedRateLimiter
 
@@ -39,10 +39,24 @@ def limiter(request: Request) -> RateLimiter | SharedRateLimiter:
     return rate_limiter
 
 
-async def authenticate(request: Request) -> User:
-    """The caller, from ``Authorization: Bearer`` and ``Platform: open_platform``."""
+async def session_user(request: Request) -> User:
+    """The web app's signed-in user: the session cookie, and the session's CSRF token in
+    ``X-CSRF-Token`` (a header no other site can make a browser send), on every method."""
     ctx = context(request)
-    user = await tokens.authenticate(ctx, request.headers.get("authorization"))
+    user, csrf = await web_auth.session_user(ctx, request.cookies.get(web_auth.COOKIE, ""))
+    if not web_auth.csrf_matches(csrf, request.headers.get("x-csrf-token")):
+        raise Unauthorized(web_auth.CSRF)
+    return user
+
+
+async def authenticate(request: Request) -> User:
+    """The caller, from ``Authorization: Bearer`` and ``Platform: open_platform`` — or, with no
+    ``Authorization`` at all, from the web app's session (so the page uses this same API)."""
+    ctx = context(request)
+    authorization = request.headers.get("authorization")
+    if authorization is None and web_auth.COOKIE in request.cookies:
+        return await session_user(request)
+    user = await tokens.authenticate(ctx, authorization)
     platform = request.headers.get("platform", "")
     if platform.strip().lower() != "open_platform":
         raise Unauthorized(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import secrets
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -95,6 +97,8 @@ async def _server_url(db: Database, settings: Settings) -> str:
 
 async def _bootstrap(settings: Settings) -> None:
     """Migrate, and on an empty database create the first user and show its credentials once."""
+    from openpan.services import web_auth
+
     db = await _open_db(settings, create=True)
     try:
         await public_url.remember(db, settings.effective_public_url)
@@ -103,7 +107,13 @@ async def _bootstrap(settings: Settings) -> None:
                 creds = await users.create_user(db, "admin")
             except IntegrityError:
                 return  # another process sharing the database made it at the same moment
+            password = secrets.token_urlsafe(12)
+            await web_auth.set_password(db, "admin", password)
             _print_credentials(settings, creds, "First start: created user 'admin'.")
+            console.print(
+                f"  web password: {password}  (sign in at {settings.effective_public_url}/)"
+            )
+            console.print("  (`openpan user password admin` sets another)")
     finally:
         await db.dispose()
 
@@ -273,6 +283,31 @@ def user_set(
 
     _run(run())
     console.print(f"Updated user {name!r}.")
+
+
+@user_app.command("password")
+def user_password(name: str, data_dir: DataDir = None) -> None:
+    """Set a user's web-app password: asked twice on a terminal, else one line of stdin.
+
+    Example: echo 'correct horse battery' | openpan user password alice
+    """
+    from openpan.services import web_auth
+
+    settings = _settings(data_dir)
+    if sys.stdin.isatty():
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+
+    async def run() -> None:
+        db = await _open_db(settings)
+        try:
+            await web_auth.set_password(db, name, password)
+        finally:
+            await db.dispose()
+
+    _run(run())
+    console.print(f"Password set for {name!r}; their browser sessions have ended.")
 
 
 @user_app.command("callback-secret")

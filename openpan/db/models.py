@@ -94,6 +94,46 @@ class User(Base):
     callback_secret: Mapped[str] = mapped_column(String(128), default="")
     storage_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    # The web app's sign-in (argon2, ``services.web_auth``); None = no web password set.
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The administrator (the first user) manages the others in the web app.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # A disabled user's tokens and sessions are refused; its files stay.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+
+class WebSession(Base):
+    """A signed-in browser: keyed by the sha256 of its cookie (the cookie itself is never
+    stored), with the CSRF token its writes must carry."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LoginFailure(Base):
+    """One failed sign-in, by ``user:<name>`` and by ``addr:<address>``; counted over the last
+    minute to slow password guessing, in the database so every process counts the same."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class FolderShare(Base):
+    """An image-bed folder shared as a public, read-only gallery at ``/s/<token>``; deleting
+    the row revokes the link."""
+
+    __tablename__ = "folder_shares"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    folder_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class AccessToken(Base):

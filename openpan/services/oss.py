@@ -89,11 +89,14 @@ async def list_dir(
     last_file_id: str,
     start: datetime | None,
     end: datetime | None,
+    *,
+    newest_first: bool = False,
 ) -> Listed:
     """A page of a directory, in creation order; ``lastFileId`` is ``"-1"`` on the last page.
 
     The cursor is the last ID returned and IDs sort by creation time, so files added or removed
-    between pages neither repeat nor hide the others.
+    between pages neither repeat nor hide the others. ``newest_first`` (the web app's gallery;
+    not a 123pan option) pages the other way.
     """
     async with ctx.db.read() as session:
         parent = await resolve_dir(session, user, "parentFileId", parent_oss_id)
@@ -103,13 +106,15 @@ async def list_dir(
             File.parent_id == (parent.id if parent else tree.ROOT),
         )
         if last_file_id and last_file_id != "-1":
-            query = query.where(File.oss_id > last_file_id)
+            after = File.oss_id < last_file_id if newest_first else File.oss_id > last_file_id
+            query = query.where(after)
         if start is not None:
             query = query.where(File.created_at >= start)
         if end is not None:
             # endTime names a whole second: a file made during that second is in it.
             query = query.where(File.created_at < end + timedelta(seconds=1))
-        rows = list((await session.scalars(query.order_by(File.oss_id).limit(limit + 1))).all())
+        order = File.oss_id.desc() if newest_first else File.oss_id
+        rows = list((await session.scalars(query.order_by(order).limit(limit + 1))).all())
         page = rows[:limit]
         more = len(rows) > limit
         names = await parent_names(session, page)

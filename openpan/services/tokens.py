@@ -46,6 +46,8 @@ _JWS.register_algorithm("HS256", _HS256())
 
 _tokens, _users = table_of(AccessToken), table_of(User)
 # The lookup every authenticated request makes: the token's state and its user in one statement.
+DISABLED = "用户已被停用 (this user is disabled)"
+
 _TOKEN_AND_USER = (
     select(_tokens.c.revoked, _users)
     .select_from(_tokens.outerjoin(_users, _users.c.id == _tokens.c.user_id))
@@ -75,6 +77,8 @@ async def issue_token(ctx: Context, client_id: str, client_secret: str) -> tuple
         )
         if user is None or not secret_matches(client_secret, user.secret_hash):
             raise OpenpanError("clientID或clientSecret错误 (wrong clientID or clientSecret)")
+        if user.disabled:
+            raise OpenpanError(DISABLED)
         live = (
             await session.scalars(
                 select(AccessToken)
@@ -143,4 +147,6 @@ async def authenticate(ctx: Context, authorization: str | None) -> User:
         raise Unauthorized("access_token已失效: tokens number has exceeded the limit")
     if row.id is None:
         raise Unauthorized()
+    if row.disabled:
+        raise Unauthorized(DISABLED)
     return from_row(User, row)

@@ -248,3 +248,17 @@ async def delete_entries(session: Session, entries: list[File]) -> list[str]:
             if blob_id is not None:
                 keys += await blobs.release(session, blob_id)
     return keys
+
+
+async def ancestors(session: Session, user_id: int, space: str, dir_id: int) -> list[File]:
+    """The directories from the root down to ``dir_id`` (included), for breadcrumbs; empty for
+    the root or for an ID that is not this user's directory."""
+    chain: list[File] = []
+    current = dir_id
+    while current != ROOT and len(chain) < MAX_DEPTH:
+        entry = await get(session, user_id, space, current)
+        if entry is None or not entry.is_dir:
+            return []
+        chain.append(entry)
+        current = entry.parent_id
+    return chain[::-1]

@@ -8,12 +8,12 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from openpan import ids
 from openpan.clock import utcnow
 from openpan.db.engine import Database
-from openpan.db.models import AccessToken, User
+from openpan.db.models import AccessToken, User, WebSession
 from openpan.db.session import Session
 from openpan.errors import OpenpanError
 from openpan.services.public_links import domain_host
@@ -51,6 +51,8 @@ async def create_user(db: Database, name: str, *, vip: bool = False) -> Credenti
     async with db.write() as session:
         if await session.scalar(select(User.id).where(User.name == name)) is not None:
             raise OpenpanError(f"user {name!r} already exists")
+        # The first user administers the others (in the web app).
+        first = await session.scalar(select(User.id).limit(1)) is None
         session.add(
             User(
                 name=name,
@@ -59,6 +61,7 @@ async def create_user(db: Database, name: str, *, vip: bool = False) -> Credenti
                 vip=vip,
                 callback_secret=secrets.token_hex(32),
                 created_at=utcnow(),
+                is_admin=first,
             )
         )
     return credentials
@@ -98,10 +101,21 @@ async def update_user(
     referer_allow_empty: bool | None = None,
     link_sign_secret: str | None = None,
     storage_quota: int | None = None,
+    disabled: bool | None = None,
 ) -> User:
-    """Change a user's options; ``""`` clears a text option."""
+    """Change a user's options; ``""`` clears a text option. Disabling a user ends its tokens
+    and browser sessions (its files stay; enabling it again lets it sign in anew)."""
     async with db.write() as session:
         user = await get_by_name(session, name)
+        if disabled is not None:
+            if disabled and user.is_admin:
+                raise OpenpanError("the administrator cannot be disabled")
+            user.disabled = disabled
+            if disabled:
+                await session.execute(
+                    update(AccessToken).where(AccessToken.user_id == user.id).values(revoked=True)
+                )
+                await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
         if vip is not None:
             user.vip = vip
         if custom_domain is not None:
