@@ -69,9 +69,11 @@ class VariantState:
     """This process's part: images read, variants found, makings under way, the render limit."""
 
     def __init__(self) -> None:
-        self.sources: dict[int, Source | None] = {}
-        self.stored: dict[tuple[int, str], StoredVariant | None] = {}
-        self.making: dict[tuple[int, str], asyncio.Future[StoredVariant | None]] = {}
+        # By the blob's storage key, never its row ID: a deleted blob's ID can be reused by
+        # other bytes (SQLite hands out the highest ID again), a key never is.
+        self.sources: dict[str, Source | None] = {}
+        self.stored: dict[tuple[str, str], StoredVariant | None] = {}
+        self.making: dict[tuple[str, str], asyncio.Future[StoredVariant | None]] = {}
         self.renders: asyncio.Semaphore | None = None
 
     def limit(self, ctx: Context) -> asyncio.Semaphore:
@@ -110,8 +112,8 @@ async def image_source(ctx: Context, blob_id: int, key: str) -> Source | None:
     """What the blob is as an image (``None``: none libvips reads), read from its header once
     and kept on its row."""
     state = ctx.part(VariantState)
-    if blob_id in state.sources:
-        return state.sources[blob_id]
+    if key in state.sources:
+        return state.sources[key]
     async with ctx.db.read() as session:
         blob = await session.get(Blob, blob_id)
     if blob is None:
@@ -121,7 +123,7 @@ async def image_source(ctx: Context, blob_id: int, key: str) -> Source | None:
     except LookupError:
         async with _local_copy(ctx, key) as path:
             source = await read_image(ctx, path, key)
-    _remember(state.sources, blob_id, source)
+    _remember(state.sources, key, source)
     return source
 
 
@@ -186,7 +188,7 @@ async def stored_variant(
     """``variant`` of the blob, made and stored if it is not yet; ``None`` when the image gets
     no variant (the original is to be served)."""
     state = ctx.part(VariantState)
-    wanted = (blob_id, variant.name)
+    wanted = (blob_key, variant.name)
     if wanted in state.stored:
         return state.stored[wanted]
     pending = state.making.get(wanted)
@@ -231,7 +233,7 @@ async def _find_or_make(
         if row is not None and row.key is not None:
             return _stored(row, variant)
         if row is not None and row.refused is not None:
-            _remember(ctx.part(VariantState).stored, (blob_id, variant.name), None)
+            _remember(ctx.part(VariantState).stored, (blob_key, variant.name), None)
             return None
         claim = await _claim(ctx, blob_id, variant.name, row, stale_after)
         if claim is not None:
@@ -301,7 +303,7 @@ async def _make(
         return None
     except VariantRefused as exc:
         await _settle(ctx, claim, refused=str(exc))
-        _remember(ctx.part(VariantState).stored, (blob_id, variant.name), None)
+        _remember(ctx.part(VariantState).stored, (blob_key, variant.name), None)
         return None
     except FileNotFoundError:  # the original went a moment ago
         await _settle(ctx, claim, refused=None)
