@@ -19,7 +19,16 @@ import pytest
 from conftest import MiB, Server, make_server
 from offline_kit import origin_at
 from playwright.sync_api import Page, expect, sync_playwright
-from webapp_kit import PASSWORD, axe_violations, launch, no_sideways_scroll, png, set_password, web_user
+from webapp_kit import (
+    PASSWORD,
+    axe_violations,
+    launch,
+    no_sideways_scroll,
+    picture,
+    png,
+    set_password,
+    web_user,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -111,7 +120,9 @@ def wait_uploads(page: Page, count: int) -> None:
     expect(finished).to_have_count(count, timeout=60_000)
 
 
-def test_sign_in_wrong_password_then_sign_out_ends_the_session(visit: Any, web_server: Server) -> None:
+def test_sign_in_wrong_password_then_sign_out_ends_the_session(
+    visit: Any, web_server: Server
+) -> None:
     user = web_user(web_server)
     v = visit()
     page = v.page
@@ -128,7 +139,9 @@ def test_sign_in_wrong_password_then_sign_out_ends_the_session(visit: Any, web_s
     session = cookies["openpan_session"]
     assert session["httpOnly"] and session["sameSite"] == "Lax"
     # No long-lived credential in the page's storage.
-    assert page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    assert (
+        page.evaluate("Object.keys(localStorage).length + Object.keys(sessionStorage).length") == 0
+    )
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#login-name")).to_be_visible()
     # The old cookie is worthless now: the server ended the session.
@@ -138,7 +151,9 @@ def test_sign_in_wrong_password_then_sign_out_ends_the_session(visit: Any, web_s
     assert answer["code"] == 401
 
 
-def test_upload_by_picker_and_drop_instant_upload_detail_links(visit: Any, web_server: Server) -> None:
+def test_upload_by_picker_and_drop_instant_upload_detail_links(
+    visit: Any, web_server: Server
+) -> None:
     user = web_user(web_server)
     v = visit()
     v.sign_in(user["name"])
@@ -208,7 +223,7 @@ def test_folders_nested_navigation_move_select_and_delete(visit: Any, web_server
     v = visit()
     v.sign_in(user["name"])
     page = v.page
-    for name in ("Trips", ):
+    for name in ("Trips",):
         page.get_by_role("button", name="New folder").click()
         page.locator("#mkdir-name").fill(name)
         page.get_by_role("button", name="Create").click()
@@ -267,7 +282,9 @@ def test_offline_download_reaches_success(visit: Any, web_server: Server) -> Non
         expect(page.locator(".facts")).to_contain_text("300 × 200")
 
 
-def test_cloud_disk_upload_rename_trash_restore_download_copy(visit: Any, web_server: Server) -> None:
+def test_cloud_disk_upload_rename_trash_restore_download_copy(
+    visit: Any, web_server: Server
+) -> None:
     user = web_user(web_server)
     v = visit()
     v.sign_in(user["name"])
@@ -285,7 +302,10 @@ def test_cloud_disk_upload_rename_trash_restore_download_copy(visit: Any, web_se
 
     with page.expect_download() as download:
         row.get_by_role("button", name="Download").click()
-    assert hashlib.md5(Path(download.value.path()).read_bytes()).hexdigest() == hashlib.md5(image).hexdigest()
+    assert (
+        hashlib.md5(Path(download.value.path()).read_bytes()).hexdigest()
+        == hashlib.md5(image).hexdigest()
+    )
 
     row.get_by_role("button", name="Rename").click()
     page.locator("#disk-rename").fill("renamed.png")
@@ -415,7 +435,9 @@ def test_both_languages_and_no_untranslated_string(visit: Any, web_server: Serve
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_phone_width_and_screenshots(visit: Any, web_server: Server, scheme: str, tmp_path: Path) -> None:
+def test_phone_width_and_screenshots(
+    visit: Any, web_server: Server, scheme: str, tmp_path: Path
+) -> None:
     user = web_user(web_server)
     shots = SCREENSHOTS if os.environ.get("OPENPAN_SCREENSHOTS") else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
@@ -423,7 +445,9 @@ def test_phone_width_and_screenshots(visit: Any, web_server: Server, scheme: str
     desktop.page.goto(web_server.url + "/")
     desktop.page.screenshot(path=str(shots / f"sign-in-{scheme}.png"))
     desktop.sign_in(user["name"])
-    upload_files(desktop.page, [(f"shot{i}.png", png(200 + 10 * i, 150)) for i in range(6)])
+    upload_files(
+        desktop.page, [(f"photo-{i + 1}.png", picture(320 + 16 * i, 240, i)) for i in range(6)]
+    )
     wait_uploads(desktop.page, 6)
     desktop.page.locator(".uploads button", has_text="Clear finished").click()
     desktop.page.wait_for_load_state("networkidle")

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pyvips
-
 from conftest import Server
 
 CHROMIUM = os.environ.get("OPENPAN_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -30,10 +29,21 @@ AXE = (Path(__file__).parent / "web" / "axe.min.js").read_text()
 PASSWORD = "correct horse battery staple"
 
 
-def set_password(server: Server, name: str, password: str = PASSWORD) -> subprocess.CompletedProcess[str]:
+def set_password(
+    server: Server, name: str, password: str = PASSWORD
+) -> subprocess.CompletedProcess[str]:
     """``openpan user password NAME`` with the password on standard input (not a terminal)."""
     return subprocess.run(
-        [sys.executable, "-m", "openpan", "user", "password", name, "--data-dir", str(server.data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "openpan",
+            "user",
+            "password",
+            name,
+            "--data-dir",
+            str(server.data_dir),
+        ],
         env=server.env,
         input=password + "\n",
         capture_output=True,
@@ -83,6 +93,18 @@ def png(width: int = 160, height: int = 120, pad_to: int = 0) -> bytes:
     return data
 
 
+def picture(width: int, height: int, seed: int) -> bytes:
+    """A colourful gradient PNG (for screenshots a person looks at), different per ``seed``."""
+    xy = pyvips.Image.xyz(width, height)
+    x, y = xy[0], xy[1]
+    red = (x * (255 / width) + seed * 40) % 256
+    green = (y * (255 / height) + seed * 70) % 256
+    blue = ((x + y) * (128 / (width + height)) + 90 + seed * 25) % 256
+    image = red.bandjoin([green, blue]).cast("uchar").copy(interpretation="srgb")
+    data: bytes = image.pngsave_buffer()
+    return data
+
+
 def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
@@ -94,7 +116,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = page.evaluate(
         "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
         ".filter(v => ['critical', 'serious'].includes(v.impact))"
-        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"
+        ".map(v => ({id: v.id, impact: v.impact,"
+        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"
     )
     return found
 

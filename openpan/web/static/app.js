@@ -15,8 +15,8 @@ import { Login } from "./views/login.js";
 import { Tasks } from "./views/tasks.js";
 
 function route() {
-  const [name = "gallery", ...rest] = location.hash.replace(/^#\/?/, "").split("/");
-  return { name, arg: decodeURIComponent(rest.join("/")) };
+  const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  return { name: name || "gallery", arg: decodeURIComponent(rest.join("/")) };
 }
 
 const TITLES = { gallery: "gallery", file: "image", tasks: "offline", disk: "cloudDisk", account: "account", admin: "admin" };

@@ -136,7 +136,7 @@ export function Gallery({ folderId }) {
   const folderHref = (id) => `#/gallery/${encodeURIComponent(id)}`;
   return html`<main id="main" class="page">
     <div class="head">
-      <h1>${path.length ? path[path.length - 1].name : t("gallery")}</h1>
+      <h1>${path.length ? path[path.length - 1].name : t("imageBed")}</h1>
       <${Crumbs} rootLabel=${t("imageBed")} rootHref="#/gallery" path=${path} href=${folderHref} />
     </div>
     <div class="toolbar">
