@@ -378,6 +378,15 @@ def test_account_settings_and_secret_rotation(session: Session, server: Server) 
     file_id = _web_upload(session, "", "self.png", png(20, 20))
     item = session.ok("GET", "/web/api/file", params={"fileId": file_id})
     assert item["selfURL"].startswith(f"http://pics{server.port}.example.com/")
+    # Hotlink protection applies to other sites, never to the server's own pages.
+    session.ok("POST", "/web/api/account/settings", json={"refererAllowEmpty": False})
+    for referer, status in (
+        ("http://blog.example.com/post", 200),
+        (server.url + "/", 200),
+        ("http://elsewhere.example.net/", 403),
+    ):
+        answer = httpx.get(item["thumbURL"], headers={"Referer": referer})
+        assert answer.status_code == status, referer
     old_client = session.me["clientID"]
     rotated = session.ok("POST", "/web/api/account/secret", json={})
     assert rotated["clientID"] == old_client and len(rotated["clientSecret"]) >= 32

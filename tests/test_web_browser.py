@@ -30,7 +30,10 @@ from webapp_kit import (
     web_user,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
+# Generous waits: the suite runs beside other tests on a busy machine, and a wait ends as soon
+# as its condition holds, so a long one costs nothing when things are quick.
+expect.set_options(timeout=30_000)
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
@@ -62,6 +65,7 @@ class Visit:
         self.context = browser.new_context(accept_downloads=True, **options)
         self.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
         self.server = server
+        self.context.set_default_timeout(60_000)
         self.page: Page = self.context.new_page()
         self.console: list[str] = []
         self.violations: dict[str, list[dict[str, Any]]] = {}

@@ -200,8 +200,11 @@ async def _rules(ctx: Context, user_id: int, now: float) -> AccessRules | None:
         rules = None
         if row is not None:
             referer_allow, allow_empty, secret = row
+            # The server's own pages (the web app's gallery) always pass its owner's
+            # hotlink protection: they are on the public URL's host.
+            own = urlsplit(ctx.settings.effective_public_url).hostname or ""
             rules = AccessRules(
-                referers=parse_referer_list(referer_allow) if referer_allow else None,
+                referers=(*parse_referer_list(referer_allow), own) if referer_allow else None,
                 allow_empty_referer=bool(allow_empty),
                 sign_secret=secret or None,
             )
