@@ -11,8 +11,10 @@ from datetime import timedelta
 
 from sqlalchemy import delete
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from openpan.api import public
+from openpan.api.emulation import Emulated
 from openpan.api.routes import all_routes, exception_handlers
 from openpan.clock import utcnow
 from openpan.db.engine import Database
@@ -24,6 +26,7 @@ from openpan.jobs.runner import settle_current_job
 from openpan.services import callbacks, copy_tasks, offline, tokens, uploads, web_auth
 from openpan.services.context import Context
 from openpan.services.daily_traffic import DailyTraffic
+from openpan.services.emulation import Emulation
 from openpan.services.ratelimit import make_limiter
 from openpan.services.traffic import FileTraffic
 from openpan.settings import Settings
@@ -125,7 +128,7 @@ async def running(settings: Settings, role: Role | None = None) -> AsyncIterator
         await ctx.db.dispose()
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> ASGIApp:
     """The ASGI application for ``settings``; the services start with its lifespan."""
 
     @contextlib.asynccontextmanager
@@ -133,9 +136,15 @@ def create_app(settings: Settings) -> Starlette:
         async with running(settings) as ctx:
             app.state.ctx = ctx
             app.state.limiter = make_limiter(ctx.db, enabled=settings.rate_limit)
+            if settings.emulator:
+                ctx.part(Emulation).clear(settings.journal_size)
             yield
 
     # A Starlette that answers direct links before its middleware and routing.
-    return public.DirectLinksFirst(
-        routes=all_routes(), lifespan=lifespan, exception_handlers=exception_handlers
+    app = public.DirectLinksFirst(
+        routes=all_routes(emulator=settings.emulator),
+        lifespan=lifespan,
+        exception_handlers=exception_handlers,
     )
+    # Emulator mode: faults and the journal around everything but the control API.
+    return Emulated(app) if settings.emulator else app

@@ -1,12 +1,15 @@
 """The one source of "now", so every rule that depends on time can be tested by moving it.
 
 ``OPENPAN_CLOCK_OFFSET`` (seconds, may be negative) shifts the server's clock; tests use it to
-cross a day boundary or outlive a deadline without waiting.
+cross a day boundary or outlive a deadline without waiting. In emulator mode the control API
+moves it while the server runs (``shift``): every deadline, expiry, quota day and rate-limit
+window follows, as they all read ``utcnow``, ``now_epoch`` or ``monotonic`` here.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -19,9 +22,30 @@ def _offset() -> timedelta:
     return timedelta(seconds=float(os.environ.get("OPENPAN_CLOCK_OFFSET", "") or 0))
 
 
+# Moved at run time by the emulator's control API (one process: emulator mode is embedded).
+_shift = timedelta()
+
+
+def shift(by: timedelta | None) -> None:
+    """Move the clock by ``by`` more (``None``: back to the configured offset)."""
+    global _shift
+    _shift = timedelta() if by is None else _shift + by
+
+
+def shifted() -> timedelta:
+    """How far the emulator has moved the clock."""
+    return _shift
+
+
 def utcnow() -> datetime:
     """Naive UTC now: the form every time takes in the database."""
-    return datetime.now(UTC).replace(tzinfo=None) + _offset()
+    return datetime.now(UTC).replace(tzinfo=None) + _offset() + _shift
+
+
+def monotonic() -> float:
+    """``time.monotonic()`` moved with the clock: for intervals that moving time should end
+    (rate-limit windows)."""
+    return time.monotonic() + _shift.total_seconds()
 
 
 @lru_cache(maxsize=8)

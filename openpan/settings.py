@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     rate_limit: bool = True
     """Enforce the real service's per-endpoint QPS limits (code 429)."""
 
+    emulator: bool = False
+    """Emulator mode: the control API under ``/_openpan/`` (reset, seed, faults, journal,
+    clock, simulated remote files) for test suites. Embedded mode only."""
+    control_token: str = ""
+    """The bearer token the control API requires when the server listens beyond loopback."""
+    journal_size: int = Field(10_000, ge=1, le=1_000_000)
+    """Requests the emulator's journal keeps (the oldest go first)."""
+
     custom_domain_default: str = ""
     """If set, users without their own custom domain get userSelfURL under this base URL."""
 
@@ -186,6 +194,21 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     # Derived values: computed, never stored, so one override changes everything after it.
+
+    def emulator_problem(self) -> str | None:
+        """Why emulator mode cannot start with these settings, if it cannot."""
+        if not self.emulator:
+            return None
+        if self.queue_url or not self.effective_database_url.startswith("sqlite"):
+            return "emulator mode is the embedded shape: SQLite and one process (no queue)"
+        if not self.effective_storage_url.startswith("file://"):
+            return "emulator mode keeps blobs in a local directory (OPENPAN_STORAGE_URL=file://)"
+        if self.host not in ("127.0.0.1", "::1", "localhost") and not self.control_token:
+            return (
+                f"emulator mode on {self.host} (not loopback) needs OPENPAN_CONTROL_TOKEN: "
+                "the control API can erase everything"
+            )
+        return None
 
     @property
     def effective_public_url(self) -> str:

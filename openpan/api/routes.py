@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 
 from openpan.api import (
     auth,
+    control,
     copy,
     disk,
     disk_upload,
@@ -48,10 +49,17 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return failure(1, "服务内部错误 (internal error)")
 
 
-def all_routes() -> list[BaseRoute]:
-    """The routes, in the order they are tried: the API's, the web app's, the envelope for
-    unknown API paths, then the public links."""
+def all_routes(*, emulator: bool = False) -> list[BaseRoute]:
+    """The routes, in the order they are tried: the emulator's control API (in emulator mode
+    only; elsewhere its paths are unknown), the API's, the web app's, the envelope for unknown
+    API paths, then the public links."""
     return [
+        # Off: the control paths are unknown, whatever the method.
+        *(
+            control.routes
+            if emulator
+            else [Route("/_openpan/{rest:path}", not_found, methods=_METHODS)]
+        ),
         *health.routes,
         *auth.routes,
         *oss.routes,

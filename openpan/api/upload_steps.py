@@ -12,6 +12,7 @@ from openpan.api.params import Params
 from openpan.api.routing import context, endpoint
 from openpan.db.models import File, User
 from openpan.services import uploads
+from openpan.services.emulation import Emulation
 
 
 def preupload_id(params: Params) -> str:
@@ -47,12 +48,20 @@ def step_routes(prefix: str, space: str, file_id: Callable[[File | None], Any]) 
 
     @endpoint(f"{prefix}/upload_complete")
     async def upload_complete(request: Request, params: Params, user: User) -> dict[str, Any]:
-        done = await uploads.complete(context(request), user, preupload_id(params), space)
+        ctx = context(request)
+        done = await uploads.complete(ctx, user, preupload_id(params), space)
+        if ctx.settings.emulator and ctx.part(Emulation).async_uploads:
+            # The emulator's "uploadComplete: async": the client's polling path, on demand.
+            return {"async": True, "completed": False, "fileID": file_id(None)}
         return {"async": done.is_async, "completed": done.completed, "fileID": file_id(done.file)}
 
     @endpoint(f"{prefix}/upload_async_result")
     async def upload_async_result(request: Request, params: Params, user: User) -> dict[str, Any]:
-        done = await uploads.result(context(request), user, preupload_id(params), space)
+        ctx = context(request)
+        upload_id = preupload_id(params)
+        done = await uploads.result(ctx, user, upload_id, space)
+        if ctx.settings.emulator and ctx.part(Emulation).still_verifying(upload_id):
+            return {"completed": False, "fileID": file_id(None)}
         return {"completed": done.completed, "fileID": file_id(done.file)}
 
     return [get_upload_url, list_upload_parts, upload_complete, upload_async_result]

@@ -135,13 +135,28 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port [env: OPENPAN_PORT]")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    emulator: Annotated[
+        bool,
+        typer.Option(
+            "--emulator",
+            help="Emulator mode: the control API under /_openpan/ for test suites "
+            "(reset, seed, faults, journal, clock) [env: OPENPAN_EMULATOR]",
+        ),
+    ] = False,
 ) -> None:
     """Run the server (the help text is ``_SERVE_HELP``)."""
     import uvicorn
 
     from openpan.app import create_app
 
-    settings = _settings(data_dir, host=host, port=port)
+    overrides: dict[str, Any] = {"host": host, "port": port}
+    if emulator:
+        overrides["emulator"] = True
+    settings = _settings(data_dir, **overrides)
+    problem = settings.emulator_problem()
+    if problem:
+        console.print(f"[red]error:[/] {problem}")
+        raise typer.Exit(2)
     if settings.queue_url and settings.effective_database_url.startswith("sqlite"):
         console.print(
             "[red]error:[/] scale-out mode (OPENPAN_QUEUE_URL) needs a shared database: "
@@ -153,6 +168,8 @@ def serve(
     console.print(f"public URL: {settings.effective_public_url}", highlight=False)
     if settings.queue_url:
         console.print("scale-out mode: API only; background jobs run in `openpan worker`")
+    if settings.emulator:
+        console.print(f"emulator mode: control API at {settings.effective_public_url}/_openpan/")
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -53,7 +53,13 @@ def wait_offline(
         if progress.status == OfflineStatus.SUCCEEDED:
             return progress
         if progress.status == OfflineStatus.FAILED:
-            raise TaskFailed(f"offline download {task_id} failed", task_id=task_id)
+            # openpan says why (failReason); the real service does not, and then it is "".
+            reason = progress.fail_reason
+            raise TaskFailed(
+                f"offline download {task_id} failed" + (f": {reason}" if reason else ""),
+                task_id=task_id,
+                reason=reason,
+            )
         _check(deadline, f"offline download {task_id}")
         yield Sleep(interval)
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
+# A review status above this is a rejection (the real service's documents).
+REJECTED_ABOVE = 100
+
 
 class FileStatus(IntEnum):
     """``files.status``: the real service's review status (审核状态; above 100: rejected)."""

@@ -45,3 +45,10 @@ class Context:
             return self._parts[kind]
         except KeyError:
             return self._parts.setdefault(kind, kind())
+
+    def forget_parts(self, keep: tuple[type, ...]) -> None:
+        """Drop every feature's memory but ``keep``'s (the emulator's reset): each is made
+        again, empty, on next use. Work under way keeps the one it holds."""
+        for kind in list(self._parts):
+            if kind not in keep:
+                del self._parts[kind]

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session as SyncSession
 from openpan.clock import epoch, utcnow
 from openpan.db.models import SPACE_OSS, Blob, File, User
 from openpan.db.session import Session
+from openpan.db.statuses import REJECTED_ABOVE
 from openpan.services.context import Context
 
 # The most entries of each kind kept; beyond it the oldest are dropped (bounded memory).
@@ -235,6 +236,8 @@ async def _file(ctx: Context, user_id: int, oss_id: str, now: float) -> LinkedFi
                         File.space == SPACE_OSS,
                         File.is_dir.is_(False),
                         File.trashed.is_(False),
+                        # Above 100 the review rejected it (审核不通过): no longer served.
+                        File.status <= REJECTED_ABOVE,
                     )
                 )
             ).first()

@@ -11,11 +11,11 @@ refills and takes from a bucket, so the limit holds across all processes togethe
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import Float, String, bindparam, text
 
+from openpan import clock
 from openpan.db.engine import Database
 from openpan.errors import RateLimited
 
@@ -51,7 +51,7 @@ class RateLimiter:
         free, paid = LIMITS[path]
         rate = paid if vip else free
         capacity = max(1.0, rate)
-        now = time.monotonic()
+        now = clock.monotonic()
         bucket = self._buckets.get((client, path))
         if bucket is None:
             if len(self._buckets) > 100_000:

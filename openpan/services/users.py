@@ -42,15 +42,27 @@ async def count_users(db: Database) -> int:
         return int(await session.scalar(select(func.count(User.id))) or 0)
 
 
-async def create_user(db: Database, name: str, *, vip: bool = False) -> Credentials:
-    """Create a user; the secret is returned here and never again."""
+async def create_user(
+    db: Database,
+    name: str,
+    *,
+    vip: bool = False,
+    client_id: str | None = None,
+    client_secret: str | None = None,
+) -> Credentials:
+    """Create a user; the secret is returned here and never again. ``client_id`` and
+    ``client_secret`` are made unless given (the emulator's seed takes a test suite's own)."""
     if not _NAME.match(name):
         raise OpenpanError("name: 1-64 letters, digits, or _ . @ -")
-    secret = ids.client_secret()
-    credentials = Credentials(name=name, client_id=ids.client_id(), client_secret=secret)
+    secret = client_secret or ids.client_secret()
+    credentials = Credentials(
+        name=name, client_id=client_id or ids.client_id(), client_secret=secret
+    )
     async with db.write() as session:
         if await session.scalar(select(User.id).where(User.name == name)) is not None:
             raise OpenpanError(f"user {name!r} already exists")
+        if client_id and await session.scalar(select(User.id).where(User.client_id == client_id)):
+            raise OpenpanError(f"clientID {client_id!r} is another user's already")
         # The first user administers the others (in the web app).
         first = await session.scalar(select(User.id).limit(1)) is None
         session.add(

@@ -15,7 +15,6 @@ import aiohttp
 from yarl import URL
 
 from openpan.db.models import SPACE_OSS
-from openpan.services.fetch_guard import GuardedSession
 from openpan.services.images import SNIFF_BYTES, sniff_image
 from openpan.services.offline.failures import (
     Permanent,
@@ -27,6 +26,7 @@ from openpan.services.offline.failures import (
     transport_reason,
 )
 from openpan.services.offline.names import name_from_response
+from openpan.services.offline.remote import Requester
 from openpan.settings import Settings
 from openpan.storage.partial import PartialFile
 
@@ -93,7 +93,7 @@ class Transfer:
         self.head = head  # the first bytes the partial file keeps, for sniffing
         self.listener = listener
 
-    async def run(self, session: GuardedSession) -> Fetched:
+    async def run(self, session: Requester) -> Fetched:
         """Receive the rest of the bytes; raises ``Permanent`` or ``Transient`` otherwise."""
         try:
             for _ in range(_RESTARTS):
@@ -120,7 +120,7 @@ class Transfer:
         self.listener.learnt(bytes_done=0, validator=None)
 
     async def _open(
-        self, session: GuardedSession, offset: int
+        self, session: Requester, offset: int
     ) -> tuple[aiohttp.ClientResponse, list[URL]]:
         """Send the request, following redirects one by one (each through the guard)."""
         headers = {"Accept-Encoding": "identity"}
@@ -148,7 +148,7 @@ class Transfer:
             f"重定向次数过多: 超过{self.settings.offline_max_redirects}次 (too many redirects)"
         )
 
-    async def _once(self, session: GuardedSession, head: bytearray) -> Fetched:
+    async def _once(self, session: Requester, head: bytearray) -> Fetched:
         resource = self.resource
         offset = self.partial.written
         response, urls = await self._open(session, offset)

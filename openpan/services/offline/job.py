@@ -28,12 +28,14 @@ from openpan.errors import OpenpanError
 from openpan.jobs.runner import Retry, enqueue
 from openpan.services import callbacks
 from openpan.services.context import Context
+from openpan.services.emulation import Emulation
 from openpan.services.fetch_guard import DestinationRefused
 from openpan.services.images import SNIFF_BYTES
 from openpan.services.offline.commit import commit
 from openpan.services.offline.failures import Permanent, Transient
 from openpan.services.offline.fetch import MAX_BACKOFF, Fetched, Resource, Transfer
 from openpan.services.offline.loop import DownloadLoop
+from openpan.services.offline.remote import Requester, SimulatedSession
 from openpan.services.offline.statements import TASK_AND_USER, update_unfinished, users
 from openpan.services.offline.tasks import DOWNLOAD_JOB, admit
 from openpan.storage import StorageError
@@ -141,7 +143,10 @@ class _Download:
             cap=cap,
         )
         self.transfer = Transfer(self.settings, resource, partial, head, self)
-        return await self.transfer.run(DownloadLoop.session(self.settings))
+        session: Requester = DownloadLoop.session(self.settings)
+        if self.settings.emulator:
+            session = SimulatedSession(self.ctx.part(Emulation).remotes, session)
+        return await self.transfer.run(session)
 
     def learnt(self, **values: Any) -> None:
         """Keep task fields to write with the next write the task needs anyway."""

@@ -26,6 +26,7 @@ from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.jobs.runner import enqueue
 from openpan.services import callbacks, disk, oss, tree
 from openpan.services.context import Context
+from openpan.services.emulation import Emulation
 from openpan.services.fetch_guard import allowlist_from, check_literal
 from openpan.services.names import check_image_name, check_name
 from openpan.services.offline.fetch import parse_url
@@ -44,8 +45,9 @@ DEFAULT_DIR = "来自:离线下载"
 MAX_URL = 4096
 
 
-def check_url(field_name: str, url: str, settings: Settings) -> str:
-    """An http(s) URL a download may fetch, or a ``FieldError`` saying why not."""
+def check_url(field_name: str, url: str, settings: Settings, *, simulated: bool = False) -> str:
+    """An http(s) URL a download may fetch, or a ``FieldError`` saying why not. A
+    ``simulated`` one (an emulator's remote file) is read from memory: no address to judge."""
     text = url.strip()
     if not text:
         raise FieldError(field_name, "不能为空 (required)")
@@ -62,7 +64,7 @@ def check_url(field_name: str, url: str, settings: Settings) -> str:
         raise FieldError(field_name, "只支持http/https链接 (only http and https URLs)")
     if not host:
         raise FieldError(field_name, "缺少主机名 (the URL has no host)")
-    refused = check_literal(host, allowlist_from(settings.fetch_allow))
+    refused = None if simulated else check_literal(host, allowlist_from(settings.fetch_allow))
     if refused:
         raise FieldError(field_name, refused)
     return text
@@ -96,7 +98,8 @@ async def create(
 ) -> int:
     """Record a download of ``url`` into ``target`` (0 / "" or absent: the ``来自:离线下载``
     directory) and start it as soon as a slot is free; returns the task's ID."""
-    url = check_url("url", url, ctx.settings)
+    simulated = ctx.settings.emulator and url.strip() in ctx.part(Emulation).remotes
+    url = check_url("url", url, ctx.settings, simulated=simulated)
     if callback_url is not None:
         callback_url = check_url("callBackUrl", callback_url, ctx.settings)
     if file_name is not None:
