@@ -23,7 +23,15 @@ from openpan.db.models import Job
 from openpan.db.statuses import JobStatus
 from openpan.jobs.roles import Role, default_role, make_runner
 from openpan.jobs.runner import settle_current_job
-from openpan.services import callbacks, copy_tasks, offline, tokens, uploads, web_auth
+from openpan.services import (
+    callbacks,
+    copy_tasks,
+    emulation_store,
+    offline,
+    tokens,
+    uploads,
+    web_auth,
+)
 from openpan.services.context import Context
 from openpan.services.daily_traffic import DailyTraffic
 from openpan.services.emulation import Emulation
@@ -138,6 +146,9 @@ def create_app(settings: Settings) -> ASGIApp:
             app.state.limiter = make_limiter(ctx.db, enabled=settings.rate_limit)
             if settings.emulator:
                 ctx.part(Emulation).clear(settings.journal_size)
+                root = getattr(ctx.store, "root", None)
+                if root is not None:
+                    emulation_store.remove_leftovers(root)
             yield
 
     # A Starlette that answers direct links before its middleware and routing.
