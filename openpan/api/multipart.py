@@ -20,6 +20,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from openpan.api.body import BodyReader
 from openpan.api.params import BodyTooLarge, Params
 from openpan.errors import FieldError, OpenpanError
 
@@ -178,10 +179,13 @@ async def receive(
         raise OpenpanError(
             "Content-Type 必须是 multipart/form-data (the body must be multipart/form-data)"
         )
-    declared = request.headers.get("content-length", "")
+    reader = BodyReader(request)
     most = sum(file_limits.values()) + OVERHEAD
-    if declared.isdigit() and int(declared) > most:
-        raise BodyTooLarge(f"request body too large: at most {most} bytes")
+    if reader.declared is not None and reader.declared > most:
+        reusable = await reader.discard()
+        raise BodyTooLarge(
+            f"请求体过大 (request body too large: at most {most} bytes)", close=not reusable
+        )
     form = _Form(temp_path, {k.lower(): v for k, v in file_limits.items()})
     parser = MultipartParser(
         options[b"boundary"],
@@ -197,10 +201,10 @@ async def receive(
     )
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in reader.chunks():
             received += len(chunk)
             if received > most:
-                raise BodyTooLarge(f"request body too large: at most {most} bytes")
+                raise BodyTooLarge(f"请求体过大 (request body too large: at most {most} bytes)")
             parser.write(chunk)
             for sink in form.sinks:
                 await sink.drain()
@@ -213,10 +217,18 @@ async def receive(
             form.done[sink.name] = sink.result()
     except FormParserError as exc:
         _discard(form)
-        raise OpenpanError(f"request body is not valid multipart: {exc}") from exc
+        await reader.discard()
+        raise OpenpanError(f"请求体不是有效的multipart (not valid multipart: {exc})") from exc
     except ClientDisconnect as exc:
         _discard(form)
-        raise OpenpanError("the client went away before the body was complete") from exc
+        raise OpenpanError("客户端在请求体完整前断开 (the client went away mid-body)") from exc
+    except OpenpanError as exc:
+        _discard(form)
+        # Refused mid-body: read the rest away so the client hears why (``api.body``).
+        reusable = await reader.discard()
+        if isinstance(exc, BodyTooLarge):
+            exc.close = not reusable
+        raise
     except BaseException:
         _discard(form)
         raise

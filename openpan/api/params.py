@@ -17,25 +17,37 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message
 
+from openpan.api.body import BodyReader
 from openpan.errors import FieldError, OpenpanError
 
 _MISSING = object()
 
 
 class BodyTooLarge(OpenpanError):
-    """请求体过大"""
+    """请求体过大. ``close``: the rest of the body was not read, so the connection must end."""
+
+    def __init__(self, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.close = close
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"请求体过大 (request body too large: at most {limit} bytes)")
+    """The request body, refused once it passes ``limit`` bytes: the rest is read and thrown
+    away (within a bound) so that the client hears the refusal (``api.body``)."""
+    reader = BodyReader(request)
+    too_large = reader.declared is not None and reader.declared > limit
     chunks = bytearray()
-    async for chunk in request.stream():
-        chunks += chunk
-        if len(chunks) > limit:
-            raise BodyTooLarge(f"请求体过大 (request body too large: at most {limit} bytes)")
+    if not too_large:
+        async for chunk in reader.chunks():
+            chunks += chunk
+            if len(chunks) > limit:
+                too_large = True
+                break
+    if too_large:
+        reusable = await reader.discard()
+        raise BodyTooLarge(
+            f"请求体过大 (request body too large: at most {limit} bytes)", close=not reusable
+        )
     return bytes(chunks)
 
 
@@ -49,7 +61,7 @@ async def read_params(request: Request, limit: int) -> Params:
     if content_type.startswith("multipart/form-data") and not body.lstrip().startswith(b"{"):
         await _merge_multipart(from_body, request, body)
     else:
-        _merge_body(from_body, body)
+        _merge_body(from_body, body, json_type="json" in content_type)
     merged.update(from_body)
     return Params(merged)
 
@@ -81,7 +93,9 @@ def _merge_pairs(target: dict[str, Any], pairs: Any) -> None:
             target[name] = [target[name], value]
 
 
-def _merge_body(target: dict[str, Any], body: bytes) -> None:
+def _merge_body(target: dict[str, Any], body: bytes, *, json_type: bool = False) -> None:
+    """The body's parameters: a JSON object, or form pairs. A JSON value that is not an
+    object (``"str"``, ``[1]``, ``5``) is refused, not read as no parameters."""
     try:
         # Some clients (and editors) put a byte order mark before the JSON.
         decoded = body.decode("utf-8").lstrip("\ufeff").strip()
@@ -89,7 +103,9 @@ def _merge_body(target: dict[str, Any], body: bytes) -> None:
         raise OpenpanError("请求体不是UTF-8编码 (request body is not UTF-8)") from exc
     if not decoded:
         return
-    if decoded[0] in "{[":
+    if "\x00" in decoded:
+        raise OpenpanError("请求体不能包含NUL字符 (request body contains NUL bytes)")
+    if decoded[0] in '{["' or (json_type and _is_json_scalar(decoded)):
         try:
             value = json.loads(decoded)
         except (ValueError, RecursionError) as exc:
@@ -103,6 +119,14 @@ def _merge_body(target: dict[str, Any], body: bytes) -> None:
             target[str(key).lower()] = item
         return
     _merge_pairs(target, parse_qsl(decoded, keep_blank_values=True))
+
+
+def _is_json_scalar(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False  # not JSON at all: read as form pairs, leniently
+    return True
 
 
 class Params:

@@ -81,7 +81,10 @@ async def answer(request: Request, work: Callable[[], Awaitable[Any]]) -> Respon
     try:
         return ok(await work())
     except OpenpanError as exc:
-        return failure(exc.code, exc.message)
+        refused = failure(exc.code, exc.message)
+        if getattr(exc, "close", False):  # a body left unread: the connection cannot go on
+            refused.headers["connection"] = "close"
+        return refused
     except Exception:
         return internal_error(request)
 

@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from openpan.api.body import BodyReader
 from openpan.api.envelope import failure
 from openpan.api.routing import context
 from openpan.errors import NotFound, OpenpanError
@@ -23,21 +24,19 @@ log = logging.getLogger("openpan.api")
 async def put_slice(request: Request) -> Response:
     ctx = context(request)
     upload_id = request.path_params["upload_id"]
+    reader = BodyReader(request)
     try:
         number = _int(request.path_params["number"], "sliceNo")
         expires = _int(request.query_params.get("expires", ""), "expires")
         signature = request.query_params.get("signature", "")
-        length = request.headers.get("content-length", "")
-        valid = length.isascii() and length.isdigit() and len(length) < 19
-        declared = int(length) if valid else None
         await uploads.receive_slice(
-            ctx, upload_id, number, expires, signature, request.stream(), declared
+            ctx, upload_id, number, expires, signature, reader.chunks(), reader.declared
         )
     except NotFound as exc:
-        return failure(exc.code, exc.message, status_code=404)
+        return await _refused(reader, failure(exc.code, exc.message, status_code=404))
     except OpenpanError as exc:
         status = 403 if exc.message.startswith(("signature", "expires")) else 400
-        return failure(exc.code, exc.message, status_code=status)
+        return await _refused(reader, failure(exc.code, exc.message, status_code=status))
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is listening; the slice did not count
     except Exception:
@@ -48,6 +47,13 @@ async def put_slice(request: Request) -> Response:
         )
         return failure(1, "slice 分片保存失败, 请重试 (storage failed, retry)", status_code=503)
     return Response(status_code=200)
+
+
+async def _refused(reader: BodyReader, answer: Response) -> Response:
+    """``answer``, once the slice's unread bytes are read away (so the client hears it)."""
+    if not await reader.discard():
+        answer.headers["connection"] = "close"
+    return answer
 
 
 def _int(text: str, field: str) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 import socket
 import ssl
 from collections.abc import Iterable, Mapping
@@ -163,7 +164,7 @@ def refusal(host: str, address: IPAddress, allow: Allowlist) -> str | None:
 def check_literal(host: str, allow: Allowlist) -> str | None:
     """For a URL whose host is a literal address: why it is refused now, before any task runs.
     Names are checked when they are resolved, on every connection."""
-    address = parse_address(host)
+    address = _address_of(host)
     if address is None:
         if host.lower().rstrip(".") in (
             "localhost",
@@ -223,14 +224,18 @@ def _bypasses_resolver(host: str) -> bool:
     return ":" in host or host.replace(".", "").isdigit()
 
 
+# Every form ``inet_aton`` (and so the system resolver) reads as an IPv4 address: one to four
+# parts, each decimal, octal (leading 0) or hex (0x): ``127.1``, ``2130706433``, ``0x7f000001``.
+_LEGACY_IPV4 = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}\.?", re.I)
+
+
 def _address_of(host: str) -> IPAddress | None:
     """The address a host written as one stands for, legacy IPv4 forms (``127.1``,
-    ``2130706433``) included: aiohttp refuses those as URLs, but an internal one is refused
-    by the guard first, with its reason."""
+    ``2130706433``, ``0x7f000001``, ``0177.0.0.1``) included, as the resolver reads them."""
     address = parse_address(host)
-    if address is None and host.replace(".", "").isdigit():
+    if address is None and _LEGACY_IPV4.fullmatch(host):
         with contextlib.suppress(OSError):
-            address = ipaddress.IPv4Address(socket.inet_aton(host))
+            address = ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
     return address
 
 

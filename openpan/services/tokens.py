@@ -45,9 +45,14 @@ _JWS.unregister_algorithm("HS256")
 _JWS.register_algorithm("HS256", _HS256())
 
 _tokens, _users = table_of(AccessToken), table_of(User)
-# The lookup every authenticated request makes: the token's state and its user in one statement.
+# A token whose row is gone: its user's secret was reset, or the user was disabled.
+REVOKED = (
+    "access_token已失效: 令牌已撤销, 密钥已重置或用户已停用 "
+    "(token revoked: the clientSecret was reset or the user disabled)"
+)
 DISABLED = "用户已被停用 (this user is disabled)"
 
+# The lookup every authenticated request makes: the token's state and its user in one statement.
 _TOKEN_AND_USER = (
     select(_tokens.c.revoked, _users)
     .select_from(_tokens.outerjoin(_users, _users.c.id == _tokens.c.user_id))
@@ -143,7 +148,9 @@ async def authenticate(ctx: Context, authorization: str | None) -> User:
         raise Unauthorized("access_token已过期 (token expired)")
     async with ctx.db.rows() as connection:
         row = (await connection.execute(_TOKEN_AND_USER, {"jti": str(claims["jti"])})).first()
-    if row is None or row.revoked:
+    if row is None:
+        raise Unauthorized(REVOKED)
+    if row.revoked:
         raise Unauthorized("access_token已失效: tokens number has exceeded the limit")
     if row.id is None:
         raise Unauthorized()

@@ -8,7 +8,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
 from openpan import ids
 from openpan.clock import utcnow
@@ -97,9 +97,9 @@ async def reset_secret(db: Database, name: str) -> Credentials:
     async with db.write() as session:
         user = await get_by_name(session, name)
         user.secret_hash = hash_secret(secret)
-        tokens = await session.scalars(select(AccessToken).where(AccessToken.user_id == user.id))
-        for token in tokens:
-            token.revoked = True
+        # Deleted, not marked revoked: a revoked row means "retired by a newer login", and a
+        # token of a reset secret is refused with its own message (``tokens.REVOKED``).
+        await session.execute(delete(AccessToken).where(AccessToken.user_id == user.id))
         return Credentials(name=user.name, client_id=user.client_id, client_secret=secret)
 
 
@@ -124,9 +124,7 @@ async def update_user(
                 raise OpenpanError("the administrator cannot be disabled")
             user.disabled = disabled
             if disabled:
-                await session.execute(
-                    update(AccessToken).where(AccessToken.user_id == user.id).values(revoked=True)
-                )
+                await session.execute(delete(AccessToken).where(AccessToken.user_id == user.id))
                 await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
         if vip is not None:
             user.vip = vip
