@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import MiB, Api, Server
+from conftest import Api, MiB, Server
 
 
 def raw_request(
