@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     rate_limit: bool = True
     """Enforce the real service's per-endpoint QPS limits (code 429)."""
 
+    instant_upload: Literal["all", "own"] = "all"
+    """Instant upload (秒传) from bytes any user stored (``all``, as the real service), or only
+    from the user's own files (``own``: no user learns what another holds)."""
+
     emulator: bool = False
     """Emulator mode: the control API under ``/_openpan/`` (reset, seed, faults, journal,
     clock, simulated remote files) for test suites. Embedded mode only."""

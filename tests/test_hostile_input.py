@@ -154,3 +154,49 @@ def test_a_token_of_a_reset_secret_says_it_was_revoked(server: Server) -> None:
     assert (
         revoked["code"] == 401 and "revoked" in revoked["message"] and "重置" in revoked["message"]
     )
+
+
+def test_instant_upload_can_be_limited_to_the_users_own_files(fresh_server: Server) -> None:
+    fresh_server.env["OPENPAN_INSTANT_UPLOAD"] = "own"
+    fresh_server.start()
+    alice, bob = (fresh_server.client(fresh_server.take_user()) for _ in range(2))
+    data = b"\x89PNG\r\n\x1a\n" + bytes(5000)
+    alice.oss_upload(data, "mine.png")
+
+    def create(api: Api, name: str) -> dict:
+        body = {
+            "parentFileID": "",
+            "filename": name,
+            "etag": hashlib.md5(data).hexdigest(),
+            "size": len(data),
+            "type": 1,
+        }
+        created: dict = api.ok("POST", "/upload/v1/oss/file/create", body)
+        return created
+
+    # Bob must send the bytes (he learns nothing of Alice's file); Alice's second copy is instant.
+    assert create(bob, "guess.png")["reuse"] is False
+    assert create(alice, "again.png")["reuse"] is True
+    # Once Bob has sent them, the bytes are stored once and his next copy is instant too.
+    bob.oss_upload(data, "sent.png")
+    assert create(bob, "again.png")["reuse"] is True
+    alice.close()
+    bob.close()
+
+
+def test_by_default_instant_upload_works_across_users_as_on_the_real_service(
+    server: Server,
+) -> None:
+    alice, bob = (server.client(server.take_user()) for _ in range(2))
+    data = b"\x89PNG\r\n\x1a\n" + bytes(7000) + b"default"
+    alice.oss_upload(data, "mine.png")
+    body = {
+        "parentFileID": "",
+        "filename": "b.png",
+        "etag": hashlib.md5(data).hexdigest(),
+        "size": len(data),
+        "type": 1,
+    }
+    assert bob.ok("POST", "/upload/v1/oss/file/create", body)["reuse"] is True
+    alice.close()
+    bob.close()

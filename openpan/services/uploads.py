@@ -80,6 +80,27 @@ def part_span(session: UploadSession, number: int) -> tuple[int, int]:
     return offset, min(session.slice_size, session.size - offset)
 
 
+async def _may_reuse(ctx: Context, session: Session, user: User, etag: str, size: int) -> bool:
+    """Whether known bytes may make the file at once (instant upload, 秒传). On the real
+    service, and by default, any user's bytes do — which tells a user that someone holds a
+    file of that md5 and size. ``OPENPAN_INSTANT_UPLOAD=own`` limits it to the user's own
+    files, for hosts whose users do not trust each other; others then send the bytes (stored
+    once all the same)."""
+    if ctx.settings.instant_upload == "all":
+        return True
+    owned = await session.scalar(
+        select(File.id)
+        .where(
+            File.user_id == user.id,
+            File.etag == etag,
+            File.size == size,
+            File.blob_id.is_not(None),
+        )
+        .limit(1)
+    )
+    return owned is not None
+
+
 async def create(
     ctx: Context,
     user: User,
@@ -103,7 +124,11 @@ async def create(
         existing = await tree.name_taken(session, user.id, space, parent_id, name)
         if existing is not None and duplicate == DUPLICATE_ERROR:
             raise OpenpanError(f"filename 该目录下已存在同名文件: {name} (name already exists)")
-        blob = await blobs.acquire(session, etag, size)
+        blob = (
+            await blobs.acquire(session, etag, size)
+            if await _may_reuse(ctx, session, user, etag, size)
+            else None
+        )
         if blob is not None:
             if space == SPACE_DISK:  # the file appears now: its size counts at once
                 await disk.check_space_locked(session, ctx, user, size)
