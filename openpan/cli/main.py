@@ -8,21 +8,24 @@ import json
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import IntegrityError
 
 from openpan.cli import client_commands, task_commands, transfer_commands
 from openpan.cli.worker import worker as worker_command
-from openpan.db.engine import Database
-from openpan.db.migrate import upgrade
 from openpan.errors import OpenpanError
-from openpan.services import public_url, users
-from openpan.settings import Settings, SettingsError, load_settings
+
+# The server's own modules (settings, database, migrations, services) are imported by the
+# commands that use them: the client commands and --help start without them (they cost most
+# of a second of imports).
+if TYPE_CHECKING:
+    from openpan.db.engine import Database
+    from openpan.services import users
+    from openpan.settings import Settings
 
 app = typer.Typer(
     help="openpan: a self-hostable 123pan open-platform server.", no_args_is_help=True
@@ -39,6 +42,8 @@ DataDir = Annotated[
 
 
 def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    from openpan.settings import SettingsError, load_settings
+
     try:
         return load_settings(data_dir=data_dir, **overrides)
     except SettingsError as exc:
@@ -50,6 +55,9 @@ async def _open_db(settings: Settings, create: bool = False) -> Database:
     """The store's database, migrated. Only ``serve`` (``create``) may make a new embedded
     store: a command that manages users of an existing one, run from the wrong directory,
     would otherwise work on an empty store made on the spot and seem to succeed."""
+    from openpan.db.engine import Database
+    from openpan.db.migrate import upgrade
+
     database = settings.data_dir / "openpan.db"
     if not create and not settings.database_url and not database.exists():
         raise OpenpanError(
@@ -92,12 +100,16 @@ def _print_credentials(
 async def _server_url(db: Database, settings: Settings) -> str:
     """The base URL for printed commands: the configured one, else the one the server
     recorded when it started (it knows its --port), else the default."""
+    from openpan.services import public_url
+
     return settings.public_url or await public_url.recorded(db) or settings.effective_public_url
 
 
 async def _bootstrap(settings: Settings) -> None:
     """Migrate, and on an empty database create the first user and show its credentials once."""
-    from openpan.services import web_auth
+    from sqlalchemy.exc import IntegrityError
+
+    from openpan.services import public_url, users, web_auth
 
     db = await _open_db(settings, create=True)
     try:
@@ -194,6 +206,8 @@ def user_add(
 
     Example: openpan user add alice
     """
+    from openpan.services import users
+
     settings = _settings(data_dir)
 
     async def run() -> tuple[users.Credentials, str]:
@@ -213,6 +227,8 @@ def user_list(data_dir: DataDir = None) -> None:
 
     Example: openpan user list
     """
+    from openpan.services import users
+
     settings = _settings(data_dir)
 
     async def run() -> list[Any]:
@@ -242,6 +258,8 @@ def user_reset_secret(name: str, data_dir: DataDir = None, as_json: JsonOut = Fa
 
     Example: openpan user reset-secret alice
     """
+    from openpan.services import users
+
     settings = _settings(data_dir)
 
     async def run() -> tuple[users.Credentials, str]:
@@ -280,6 +298,8 @@ def user_set(
 
     Example: openpan user set alice --domain img.example.com --vip
     """
+    from openpan.services import users
+
     settings = _settings(data_dir)
 
     async def run() -> None:

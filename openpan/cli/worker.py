@@ -6,13 +6,14 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from openpan.settings import Settings, SettingsError, load_settings
+if TYPE_CHECKING:
+    from openpan.settings import Settings
 
 console = Console(stderr=True)
 log = logging.getLogger("openpan.worker")
@@ -35,6 +36,8 @@ def worker(
 
     Example: OPENPAN_QUEUE_URL=postgresql://openpan@db/openpan openpan worker
     """
+    from openpan.settings import SettingsError, load_settings
+
     try:
         settings = load_settings(data_dir=data_dir, job_workers=concurrency)
     except SettingsError as exc:
