@@ -68,6 +68,10 @@ async def build_context(settings: Settings, role: Role | None = None) -> Context
         await uploads.finish_job(ctx, payload)
 
     runner.register(uploads.FINISH_JOB, finish_upload)
+    if (role or default_role(settings)) == "all":
+        resumed = await uploads.resume_interrupted(ctx)
+        if resumed:
+            log.info("finishing %d uploads a stop interrupted", resumed)
 
     async def run_copy_task(payload: dict[str, object]) -> None:
         await copy_tasks.run_job(ctx, payload)

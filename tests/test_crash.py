@@ -167,6 +167,33 @@ def test_a_completion_cut_off_in_the_request_is_finished_after_restart(
         api.close()
 
 
+def test_a_cut_off_completion_is_finished_within_seconds_of_the_restart(
+    fresh_server: Server,
+) -> None:
+    """No clock moved on this time: the restart itself finishes what was in flight, rather
+    than the backup job a minute later."""
+    fresh_server.start()
+    api = fresh_server.client(fresh_server.take_user())
+    data = jpeg_bytes(MiB + 77)
+    pre = create(api, data, "cut.jpg")["preuploadID"]
+    for number in (1, 2):
+        put_slice(api, pre, data, number, MiB)
+    query(fresh_server, "ALTER TABLE blobs RENAME TO blobs_elsewhere")
+    assert api.post(COMPLETE, {"preuploadID": pre})["code"] == 1
+    fresh_server.kill9()
+    query(fresh_server, "ALTER TABLE blobs_elsewhere RENAME TO blobs")
+    api = restart(fresh_server, api)
+    try:
+        started = time.monotonic()
+        while not api.ok("POST", ASYNC_RESULT, {"preuploadID": pre})["completed"]:
+            assert time.monotonic() - started < 20, "still verifying 20 s after the restart"
+            time.sleep(0.2)
+        file_id = api.ok("POST", ASYNC_RESULT, {"preuploadID": pre})["fileID"]
+        assert fetch(api, file_id) == data
+    finally:
+        api.close()
+
+
 def test_abandoned_sessions_expire_and_their_slices_go(fresh_server: Server) -> None:
     fresh_server.env.update(OPENPAN_UPLOAD_SESSION_TTL="3600")
     fresh_server.start()
