@@ -200,3 +200,53 @@ def test_by_default_instant_upload_works_across_users_as_on_the_real_service(
     assert bob.ok("POST", "/upload/v1/oss/file/create", body)["reuse"] is True
     alice.close()
     bob.close()
+
+
+def test_the_cli_prints_each_upload_link_whole_on_a_terminal(server: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On a terminal the bars redraw; the links are printed after them, one whole line each."""
+    import os
+    import pty
+    import re
+    import select
+    import sys
+    import time
+
+    creds = server.take_user()
+    files = []
+    for number in range(2):
+        path = tmp_path / f"pic{number}.png"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(3 * MiB))
+        files.append(str(path))
+    env = {
+        **server.env,
+        "OPENPAN_BASE_URL": server.url,
+        "OPENPAN_CLIENT_ID": creds["client_id"],
+        "OPENPAN_CLIENT_SECRET": creds["client_secret"],
+        "OPENPAN_CLI_CONFIG": str(tmp_path / "cli.ini"),
+        "COLUMNS": "80",
+    }
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(
+            sys.executable, [sys.executable, "-m", "openpan", "upload", *files, "--to", "/t"], env
+        )
+    seen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert status == 0, seen
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    lines = [line.strip() for line in re.split(r"[\r\n]+", text)]
+    link = re.compile(rf".*pic\d\.png → {re.escape(server.url)}/\d+/[0-9a-z]+\.png")
+    whole = [line for line in lines if link.fullmatch(line)]
+    assert len(whole) == 2, text

@@ -17,7 +17,6 @@ from openpan.cli.session import (
     EXIT_FAILED,
     Session,
     client_command,
-    err,
     out,
 )
 from openpan.client import (
@@ -89,6 +88,14 @@ def _uploaded(item: UploadedFile) -> dict[str, Any]:
     }
 
 
+def _note(result: UploadedFile) -> str:
+    if result.existed:
+        return " (already there)"
+    if result.instant:
+        return " (instant)"
+    return " (resumed)" if result.resumed else ""
+
+
 @client_command(commands, "upload")
 def upload(
     session: Session,
@@ -121,6 +128,8 @@ def upload(
     sizes = _sizes(paths)
     done: list[UploadedFile] = []
     failed: list[UploadFailure] = []
+    # Printed once the bars are gone: a line written while they redraw gets glued to them.
+    lines: list[str] = []
 
     with session.bars() as progress:
         ui = _Bars(progress, sizes)
@@ -129,16 +138,18 @@ def upload(
             ui.done(result.source)
             if isinstance(result, UploadFailure):
                 failed.append(result)
-                err.print(f"openpan: {result.source}: {result.error}", markup=False)
+                # Above the bars (their console keeps them drawn below).
+                progress.console.print(
+                    f"openpan: {result.source}: {result.error}", markup=False, soft_wrap=True
+                )
                 return
             done.append(result)
             if session.as_json:
                 return
             if session.quiet:
-                out.print(result.link or str(result.file.file_id), markup=False)
+                lines.append(result.link or str(result.file.file_id))
                 return
-            note = " (already there)" if result.existed else " (instant)" if result.instant else ""
-            out.print(f"{result.source} → {result.link or result.file.file_id}{note}", markup=False)
+            lines.append(f"{result.source} → {result.link or result.file.file_id}{_note(result)}")
 
         for path in paths:
             if path.is_dir():
@@ -177,6 +188,8 @@ def upload(
                     raise
                 result = UploadFailure(source=label, error=exc)
             report(result)
+    for line in lines:
+        out.print(line, markup=False, soft_wrap=True)
     if session.as_json:
         session.emit(
             {
