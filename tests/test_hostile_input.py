@@ -250,3 +250,68 @@ def test_the_cli_prints_each_upload_link_whole_on_a_terminal(server: Server, tmp
     link = re.compile(rf".*pic\d\.png → {re.escape(server.url)}/\d+/[0-9a-z]+\.png")
     whole = [line for line in lines if link.fullmatch(line)]
     assert len(whole) == 2, text
+
+
+def _disk_used(api: Api) -> int:
+    return int(api.ok("GET", "/api/v1/user/info")["spaceUsed"])
+
+
+def test_parallel_uploads_cannot_overrun_the_quota(fresh_server: Server) -> None:
+    """1,000,000 bytes of quota; 20 one-step uploads of 100,000 bytes at once, then 30 V1
+    uploads at once: never more than the quota used (both databases: the suite's tiers)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh_server.env["OPENPAN_DISK_QUOTA"] = "1000000"
+    fresh_server.start()
+    api = fresh_server.client(fresh_server.take_user())
+
+    def single(number: int) -> int:
+        data = number.to_bytes(4, "big") + bytes(99_996)
+        form = {
+            "parentFileID": "0",
+            "filename": f"s{number}.bin",
+            "etag": hashlib.md5(data).hexdigest(),
+            "size": str(len(data)),
+        }
+        with httpx.Client(base_url=fresh_server.url, headers=api.headers, timeout=60) as http:
+            return int(
+                http.post(
+                    "/upload/v2/file/single/create", data=form, files={"file": ("f", data)}
+                ).json()["code"]
+            )
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(single, range(20)))
+    assert codes.count(0) == 10 and _disk_used(api) == 1_000_000, codes
+
+    # Make room, then 30 V1 uploads at once: the create of each reserves its size.
+    listed = api.ok("GET", "/api/v2/file/list", {"parentFileId": 0, "limit": 100})["fileList"]
+    ids = [e["fileId"] for e in listed][:10]
+    api.ok("POST", "/api/v1/file/trash", {"fileIDs": ids})
+    api.ok("POST", "/api/v1/file/delete", {"fileIDs": ids})
+
+    def v1(number: int) -> int:
+        data = (1000 + number).to_bytes(4, "big") + bytes(99_996)
+        body = {
+            "parentFileID": 0,
+            "filename": f"v{number}.bin",
+            "etag": hashlib.md5(data).hexdigest(),
+            "size": len(data),
+        }
+        with httpx.Client(base_url=fresh_server.url, headers=api.headers, timeout=60) as http:
+            created = http.post("/upload/v1/file/create", json=body).json()
+            if created["code"] != 0:
+                return int(created["code"])
+            pre = created["data"]["preuploadID"]
+            url = http.post(
+                "/upload/v1/file/get_upload_url", json={"preuploadID": pre, "sliceNo": 1}
+            ).json()
+            assert httpx.put(url["data"]["presignedURL"], content=data).status_code == 200
+            done = http.post("/upload/v1/file/upload_complete", json={"preuploadID": pre}).json()
+            return int(done["code"])
+
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(v1, range(30)))
+    assert codes.count(0) == 10, codes
+    assert _disk_used(api) == 1_000_000
+    api.close()

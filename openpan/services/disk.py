@@ -19,8 +19,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from openpan.clock import utcnow
 from openpan.db.engine import one_writer
-from openpan.db.models import SPACE_DISK, File, User, table_of
+from openpan.db.models import SPACE_DISK, File, UploadSession, User, table_of
 from openpan.db.session import Session, hot
+from openpan.db.statuses import UploadStatus
 from openpan.errors import FieldError, NotFound, OpenpanError
 from openpan.services import tree
 from openpan.services.context import Context
@@ -153,10 +154,28 @@ _SPACE_USED = hot(
 )
 
 
+_sessions = table_of(UploadSession)
+# Space held by the user's uploads under way: reserved when one is created, turned into a file's
+# when it commits, given back when it fails or expires.
+_SPACE_RESERVED = hot(
+    select(func.coalesce(func.sum(_sessions.c.size), 0)).where(
+        _sessions.c.user_id == bindparam("user_id"),
+        _sessions.c.space == SPACE_DISK,
+        _sessions.c.status.in_([UploadStatus.OPEN, UploadStatus.VERIFYING]),
+    )
+)
+
+
 async def space_used(session: Session, user: User) -> int:
     """Bytes of every cloud-disk file of the user, the trash included."""
     used = await session.scalar(_SPACE_USED, {"user_id": user.id})
     return int(used or 0)
+
+
+async def space_reserved(session: Session, user: User) -> int:
+    """Bytes of the user's cloud-disk uploads not committed yet."""
+    reserved = await session.scalar(_SPACE_RESERVED, {"user_id": user.id})
+    return int(reserved or 0)
 
 
 async def check_space(ctx: Context, user: User, size: int) -> None:
@@ -167,11 +186,14 @@ async def check_space(ctx: Context, user: User, size: int) -> None:
 
 
 async def check_space_locked(session: Session, ctx: Context, user: User, size: int) -> None:
-    """``check_space`` inside the transaction that adds the file. The user's row is locked
-    first, so uploads of one user racing on several processes are counted one after another."""
+    """``check_space`` inside the transaction that adds the file or starts the upload, with the
+    space uploads under way hold counted as taken. The user's row is locked first, so uploads
+    of one user racing on several processes are counted one after another (SQLite has one
+    writer at a time anyway)."""
     if not one_writer(session):
         await session.execute(select(User.id).where(User.id == user.id).with_for_update())
-    _within_quota(ctx, user, await space_used(session, user), size)
+    taken = await space_used(session, user) + await space_reserved(session, user)
+    _within_quota(ctx, user, taken, size)
 
 
 def _within_quota(ctx: Context, user: User, used: int, size: int) -> None:

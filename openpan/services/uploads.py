@@ -139,6 +139,10 @@ async def create(
             session.add(file)
             await session.flush()
         else:
+            if space == SPACE_DISK:
+                # Reserved now, in the transaction that starts the upload: parallel uploads
+                # cannot together pass the quota that each alone fits in.
+                await disk.check_space_locked(session, ctx, user, size)
             now = utcnow()
             upload = UploadSession(
                 id=ids.preupload_id(),
@@ -457,6 +461,8 @@ async def adopt_file(
     await ctx.blobs.put_file(key, path)
     try:
         async with ctx.db.write() as session:
+            if space == SPACE_DISK:  # checked when it began; now in the transaction that adds it
+                await disk.check_space_locked(session, ctx, user, size)
             blob, stored = await blobs.register(session, md5, size, key)
             final_name, doomed = await _claim_name(session, user, space, parent_id, name, duplicate)
             doomed_keys = await tree.delete_entries(session, doomed)  # before the new name
