@@ -5,7 +5,7 @@ options, output modes and exit codes are in ``session.py``; transfers are in
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,16 +22,14 @@ from openpan.cli.session import (
     jsonable,
     out,
 )
-from openpan.client import (
-    Client,
-    DiskFile,
-    OssFile,
-    TransportError,
-)
+from openpan.client import TransportError
+
+if TYPE_CHECKING:
+    from openpan.client import Client, DiskFile, OssFile
+
+    Entry = OssFile | DiskFile
 
 commands = typer.Typer()
-
-Entry = OssFile | DiskFile
 
 
 def lookup(client: Client, ref: str, session: Session) -> Entry:
@@ -314,6 +312,8 @@ def link(
     entry = lookup(client, file, session)
     if entry.is_dir:
         raise Failed(f"{entry.filename!r} is a directory", EXIT_USAGE)
+    from openpan.client import OssFile
+
     if isinstance(entry, OssFile):
         url = entry.download_url
     else:

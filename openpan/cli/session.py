@@ -24,10 +24,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_args, get_origin
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -40,15 +39,16 @@ from rich.progress import (
 from typer.models import OptionInfo
 
 from openpan.cli import profiles
-from openpan.client import (
+from openpan.client import (  # the exceptions only: the SDK proper loads with the client
     APIError,
     AuthenticationError,
-    Client,
     ClientError,
     NotFoundError,
-    Space,
     TransportError,
 )
+
+if TYPE_CHECKING:
+    from openpan.client import Client, Space
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -138,6 +138,8 @@ class Session:
 
     def client(self) -> Client:
         if self._client is None:
+            from openpan.client import Client
+
             self._client = Client(
                 base_url=self.url,
                 token_cache=profiles.token_cache_path(),
@@ -179,7 +181,8 @@ class Session:
 
 def jsonable(value: Any) -> Any:
     """Models and dataclasses as plain JSON values."""
-    if isinstance(value, BaseModel):
+    # A model of the SDK (pydantic, whose import waits for the first model anyone makes).
+    if callable(getattr(value, "model_dump", None)) and not isinstance(value, type):
         return value.model_dump(mode="json")
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]

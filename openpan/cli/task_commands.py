@@ -4,7 +4,7 @@ tasks, started and watched through the SDK's task handles."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import TaskID
@@ -17,12 +17,10 @@ from openpan.cli.session import (
     client_command,
     out,
 )
-from openpan.client import (
-    CopyTask,
-    OfflineStatus,
-    OfflineTask,
-    TaskFailed,
-)
+from openpan.client import TaskFailed
+
+if TYPE_CHECKING:
+    from openpan.client import CopyTask, OfflineTask
 
 offline_app = typer.Typer(
     help="Offline downloads: the server fetches a URL into the disk or the image bed.",
@@ -136,6 +134,8 @@ def offline_status(
 
     Example: openpan offline status 394756 --disk
     """
+    from openpan.client import OfflineTask
+
     task = OfflineTask(session.client(), task_id, session.space)
     if wait:
         _report_offline(session, _wait_all(session, [task], lambda t: f"task {t.task_id}", timeout))
@@ -159,6 +159,8 @@ def _report_offline(
                     detail = f" → file {view['file_id']}"
                 line = f"task {view['task_id']}: {view['status']} ({view['process']:g}%){detail}"
                 out.print(line, markup=False)
+    from openpan.client import OfflineStatus
+
     if any(v["status_code"] == OfflineStatus.FAILED for v in views):
         raise typer.Exit(EXIT_FAILED)
 
@@ -205,6 +207,8 @@ def copy_status(
 
     Example: openpan copy status 1ketmmu1000d86isuyq33su100w1bnp6 --wait
     """
+    from openpan.client import CopyTask
+
     task = CopyTask(session.client(), task_id)
     if wait:
         outcomes = _wait_all(session, [task], lambda t: f"copy {t.task_id}", timeout)
@@ -240,6 +244,8 @@ def copy_failures(
 
     Example: openpan copy failures 1ketmmu1000d86isuyq33su100w1bnp6 --json
     """
+    from openpan.client import CopyTask
+
     failures = CopyTask(session.client(), task_id).failures()
     if session.as_json:
         session.emit(failures)

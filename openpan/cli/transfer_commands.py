@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import Progress, TaskID
@@ -19,13 +19,10 @@ from openpan.cli.session import (
     client_command,
     out,
 )
-from openpan.client import (
-    AuthenticationError,
-    IfExists,
-    TransportError,
-    UploadedFile,
-    UploadFailure,
-)
+from openpan.client import AuthenticationError, TransportError
+
+if TYPE_CHECKING:
+    from openpan.client import IfExists, UploadedFile, UploadFailure
 
 commands = typer.Typer()
 
@@ -122,6 +119,8 @@ def upload(
 
     Example: openpan upload cat.jpg photos/ --to /pets -j 8
     """
+    from openpan.client import UploadFailure
+
     client = session.client()
     space = session.space
     if_exists: IfExists = "overwrite" if overwrite else "skip"
