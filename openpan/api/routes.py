@@ -20,6 +20,7 @@ from openpan.api import (
     oss,
     public,
     slices,
+    transcode,
     web,
     web_pages,
 )
@@ -69,6 +70,7 @@ def all_routes(*, emulator: bool = False) -> list[BaseRoute]:
         *download.routes,
         *copy.routes,
         *offline.routes,
+        *transcode.routes,
         *web.routes,
         *web_pages.routes,
         Route("/api/{rest:path}", not_found, methods=_METHODS),
