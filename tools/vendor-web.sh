@@ -22,4 +22,5 @@ cp "$mods/hash-wasm/dist/md5.umd.min.js" "$out/hash-wasm-md5.js"
 } > "$out/LICENSES.txt"
 # The browser tests inject axe-core; it is not served by the app.
 cp "$mods/axe-core/axe.min.js" tests/web/axe.min.js
+cp "$mods/axe-core/LICENSE" tests/web/axe-core.LICENSE
 echo "vendored into $out"
