@@ -14,6 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -36,8 +37,14 @@ MAX_FAILURES = 10
 FAILURE_WINDOW = timedelta(minutes=1)
 
 _hasher = PasswordHasher()
-# Verified when the user does not exist, so an unknown name costs what a wrong password does.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified when the user does not exist, so an unknown name costs what a wrong password
+    does. Made on first use: hashing takes ~50 ms, too much for every start and import."""
+    return _hasher.hash(secrets.token_hex(16))
+
 
 WRONG = "用户名或密码错误 (wrong user name or password)"
 THROTTLED = "登录失败次数过多，请一分钟后再试 (too many failed sign-ins: try again in a minute)"
@@ -74,7 +81,7 @@ async def hash_password(password: str) -> str:
 async def _verify(stored: str | None, password: str) -> bool:
     def verify() -> bool:
         try:
-            return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+            return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
         except (VerificationError, InvalidHashError):
             return False
 
@@ -92,6 +99,17 @@ async def set_password(db: Database, name: str, password: str) -> None:
         user = await users.get_by_name(session, name)
         user.password_hash = hashed
         await session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+
+def _throttle_keys(name: str, address: str) -> list[str]:
+    """What failed sign-ins are counted by: the user name, then the address."""
+    return [f"user:{name.lower()[:64]}", f"addr:{address[:64]}"]
+
+
+async def _check_throttle(db: Database, keys: list[str]) -> None:
+    """``RateLimited`` once the last minute saw too many failures for any of ``keys``."""
+    if await _failures(db, keys) >= MAX_FAILURES:
+        raise RateLimited(THROTTLED)
 
 
 async def _failures(db: Database, keys: list[str]) -> int:
@@ -121,9 +139,8 @@ async def sign_in(ctx: Context, name: str, password: str, address: str) -> Signe
     """A new session for ``name``, or an error: wrong credentials, a disabled user, or too
     many failures in the last minute for that name or that address (checked first, so a
     guesser learns nothing while refused)."""
-    keys = [f"user:{name.lower()[:64]}", f"addr:{address[:64]}"]
-    if await _failures(ctx.db, keys) >= MAX_FAILURES:
-        raise RateLimited(THROTTLED)
+    keys = _throttle_keys(name, address)
+    await _check_throttle(ctx.db, keys)
     async with ctx.db.read() as session:
         user = await session.scalar(select(User).where(User.name == name))
     if user is None or not await _verify(user.password_hash, password):
@@ -169,9 +186,8 @@ async def session_user(ctx: Context, cookie: str) -> tuple[User, str]:
 async def check_current(ctx: Context, user: User, password: str, address: str) -> None:
     """Refuse unless ``password`` is ``user``'s (a password change proves the old one; wrong
     guesses count towards the same throttle as sign-ins)."""
-    keys = [f"user:{user.name.lower()[:64]}", f"addr:{address[:64]}"]
-    if await _failures(ctx.db, keys) >= MAX_FAILURES:
-        raise RateLimited(THROTTLED)
+    keys = _throttle_keys(user.name, address)
+    await _check_throttle(ctx.db, keys)
     if not await _verify(user.password_hash, password):
         await _record_failure(ctx.db, keys)
         raise FieldError("current", "当前密码错误 (the current password is wrong)")
