@@ -60,17 +60,27 @@ class Emulator:
         data_dir: str | Path | None = None,
         port: int | None = None,
         env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        control_token: str | None = None,
         startup_timeout: float = 60,
     ) -> None:
+        """``host`` is where it listens (it is always reached on 127.0.0.1); beyond loopback
+        the server needs ``control_token`` (default ``OPENPAN_CONTROL_TOKEN`` of ``env`` or
+        the environment), which every control call then carries."""
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="openpan-emulator-"))
         self.port = port or _free_port()
         self.env = {**os.environ, **(env or {})}
         self.env.pop("OPENPAN_CONFIG", None)
+        self.host = host
+        token = control_token or self.env.get("OPENPAN_CONTROL_TOKEN", "")
+        if token:
+            self.env["OPENPAN_CONTROL_TOKEN"] = token
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self.user, self.client_id, self.client_secret = USER, CLIENT_ID, CLIENT_SECRET
-        self._http = httpx.Client(base_url=self.base_url, timeout=60)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=60)
 
     @property
     def base_url(self) -> str:
@@ -91,7 +101,7 @@ class Emulator:
                 "--data-dir",
                 str(self.data_dir),
                 "--host",
-                "127.0.0.1",
+                self.host,
                 "--port",
                 str(self.port),
                 "--log-level",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Server, free_port
+from conftest import Server
 from webapp_kit import png
 
 from openpan.client import APIError, Client, ClientError
@@ -395,46 +395,14 @@ def test_beyond_loopback_the_control_api_needs_its_token(tmp_path: Path) -> None
         timeout=60,
     )
     assert refused.returncode == 2 and "OPENPAN_CONTROL_TOKEN" in refused.stdout + refused.stderr
-    port = free_port()
-    env = {"OPENPAN_CONTROL_TOKEN": "tok-123456", "OPENPAN_HOST": "0.0.0.0"}
-    emu = Emulator(data_dir=tmp_path / "b", port=port, env=env)
-    # The helper talks to 127.0.0.1 with no token: it is refused, so start it by hand.
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "openpan",
-            "serve",
-            "--emulator",
-            "--data-dir",
-            str(emu.data_dir),
-            "--port",
-            str(port),
-        ],
-        env=emu.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                httpx.get(base + "/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with Emulator(data_dir=tmp_path / "b", host="0.0.0.0", control_token="tok-123456") as emu:
+        base = emu.base_url
         assert httpx.get(base + "/_openpan/health").status_code == 401
-        assert (
-            httpx.get(
-                base + "/_openpan/health", headers={"Authorization": "Bearer nope"}
-            ).status_code
-            == 401
-        )
+        nope = httpx.get(base + "/_openpan/health", headers={"Authorization": "Bearer nope"})
+        assert nope.status_code == 401
         ok = httpx.get(base + "/_openpan/health", headers={"Authorization": "Bearer tok-123456"})
         assert ok.status_code == 200
-    finally:
-        process.terminate()
-        process.wait(20)
+        emu.reset()  # the helper's own calls carry the token
 
 
 def test_a_reset_during_an_offline_download_leaves_nothing_behind(

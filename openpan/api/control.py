@@ -48,6 +48,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
+class ContentOrSize(Strict):
+    """A body that gives bytes as base64 ``content`` or as a ``size`` to make them up."""
+
+    content: str | None = None
+    size: int | None = None
+
+    @model_validator(mode="after")
+    def content_or_size(self) -> ContentOrSize:
+        if (self.content is None) == (self.size is None):
+            raise ValueError("give content (base64) or size, not both")
+        return self
+
+
 class ErrorEffect(Strict):
     code: int
     message: str = Field("emulated fault", max_length=1000)
@@ -84,18 +97,11 @@ class SeedUserBody(Strict):
     vip: bool = False
 
 
-class SeedFileBody(Strict):
+class SeedFileBody(ContentOrSize):
     user: str = Field(min_length=1, max_length=64)
     space: Literal["oss", "disk"] = "oss"
     path: str = Field(min_length=2, max_length=4096)
-    content: str | None = None
     size: int | None = Field(None, ge=1, le=MAX_SEED_SIZE)
-
-    @model_validator(mode="after")
-    def content_or_size(self) -> SeedFileBody:
-        if (self.content is None) == (self.size is None):
-            raise ValueError("give content (base64) or size, not both")
-        return self
 
 
 class SeedBody(Strict):
@@ -119,19 +125,12 @@ class ClockBody(Strict):
         return self
 
 
-class RemoteBody(Strict):
+class RemoteBody(ContentOrSize):
     url: str = Field(min_length=8, max_length=4096, pattern=r"^https?://")
-    content: str | None = None
     size: int | None = Field(None, ge=0, le=64 * 1024**3)
     status: int = Field(200, ge=100, le=599)
     content_type: str = Field("application/octet-stream", alias="contentType", max_length=200)
     bytes_per_second: int | None = Field(None, alias="bytesPerSecond", ge=1)
-
-    @model_validator(mode="after")
-    def content_or_size(self) -> RemoteBody:
-        if (self.content is None) == (self.size is None):
-            raise ValueError("give content (base64) or size, not both")
-        return self
 
 
 class ConfigBody(Strict):

@@ -134,11 +134,4 @@ class Emulation:
 
     def clear(self, journal_size: int) -> None:
         """Everything back to how emulator mode starts."""
-        self.journal = deque(maxlen=journal_size)
-        self.faults = []
-        self.next_fault = 1
-        self.rng = random.Random()
-        self.remotes = {}
-        self.async_uploads = False
-        self.async_polls = 0
-        self.polls = {}
+        vars(self).update(vars(Emulation(journal=deque(maxlen=journal_size))))
