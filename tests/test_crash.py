@@ -129,6 +129,17 @@ def test_kill_9_mid_uploads_loses_no_completed_file(fresh_server: Server) -> Non
         api.close()
 
 
+def cut_off_completion(server: Server, api: Api, pre: str) -> None:
+    """``upload_complete`` of ``pre`` dies after the session was marked as being verified, as
+    a crash at that moment would leave it (the database fails under the verification), then
+    the server is killed; the database is whole again for the restart."""
+    query(server, "ALTER TABLE blobs RENAME TO blobs_elsewhere")
+    answer = api.post(COMPLETE, {"preuploadID": pre})
+    assert answer["code"] == 1 and answer["data"] is None
+    server.kill9()
+    query(server, "ALTER TABLE blobs_elsewhere RENAME TO blobs")
+
+
 def test_a_completion_cut_off_in_the_request_is_finished_after_restart(
     fresh_server: Server,
 ) -> None:
@@ -142,13 +153,7 @@ def test_a_completion_cut_off_in_the_request_is_finished_after_restart(
     waiting = jpeg_bytes(1000)
     waiting_pre = create(api, waiting, "waiting.jpg")["preuploadID"]
     old_url = slice_url(api, waiting_pre, 1)
-    # The database fails under the verification: the request dies after the session was
-    # marked as being verified, as a crash at that moment would leave it.
-    query(fresh_server, "ALTER TABLE blobs RENAME TO blobs_elsewhere")
-    answer = api.post(COMPLETE, {"preuploadID": pre})
-    assert answer["code"] == 1 and answer["data"] is None
-    fresh_server.kill9()
-    query(fresh_server, "ALTER TABLE blobs_elsewhere RENAME TO blobs")
+    cut_off_completion(fresh_server, api, pre)
     # Two minutes on, so nothing waits for a request that will never come back.
     api = restart(fresh_server, api, OPENPAN_CLOCK_OFFSET="120")
     try:
@@ -178,10 +183,7 @@ def test_a_cut_off_completion_is_finished_within_seconds_of_the_restart(
     pre = create(api, data, "cut.jpg")["preuploadID"]
     for number in (1, 2):
         put_slice(api, pre, data, number, MiB)
-    query(fresh_server, "ALTER TABLE blobs RENAME TO blobs_elsewhere")
-    assert api.post(COMPLETE, {"preuploadID": pre})["code"] == 1
-    fresh_server.kill9()
-    query(fresh_server, "ALTER TABLE blobs_elsewhere RENAME TO blobs")
+    cut_off_completion(fresh_server, api, pre)
     api = restart(fresh_server, api)
     try:
         started = time.monotonic()

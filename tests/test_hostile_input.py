@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest import Api, MiB, Server
+from terminal import run_on_terminal
 
 
 def raw_request(
@@ -205,11 +206,8 @@ def test_by_default_instant_upload_works_across_users_as_on_the_real_service(
 def test_the_cli_prints_each_upload_link_whole_on_a_terminal(server: Server, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """On a terminal the bars redraw; the links are printed after them, one whole line each."""
     import os
-    import pty
     import re
-    import select
     import sys
-    import time
 
     creds = server.take_user()
     files = []
@@ -225,25 +223,8 @@ def test_the_cli_prints_each_upload_link_whole_on_a_terminal(server: Server, tmp
         "OPENPAN_CLI_CONFIG": str(tmp_path / "cli.ini"),
         "COLUMNS": "80",
     }
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(
-            sys.executable, [sys.executable, "-m", "openpan", "upload", *files, "--to", "/t"], env
-        )
-    seen = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    _, status = os.waitpid(pid, 0)
+    command = [sys.executable, "-m", "openpan", "upload", *files, "--to", "/t"]
+    status, seen = run_on_terminal(command, env)
     assert status == 0, seen
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
     lines = [line.strip() for line in re.split(r"[\r\n]+", text)]

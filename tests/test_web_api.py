@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from conftest import Api, Server, make_server
+from terminal import run_on_terminal
 from webapp_kit import PASSWORD, Session, png, set_password, web_user
 
 
@@ -520,46 +521,19 @@ def test_a_deleted_images_blob_id_reused_never_shows_the_old_image(api: Api) -> 
 
 def test_the_cli_password_prompt_on_a_terminal_asks_twice(server: Server) -> None:
     """On a terminal the password is asked twice (typer's confirmation prompt)."""
-    import pty
-
     creds = server.take_user()
-    command = [
-        sys.executable,
-        "-m",
-        "openpan",
-        "user",
-        "password",
-        creds["name"],
-        "--data-dir",
-        str(server.data_dir),
-    ]
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: a terminal on stdin and stdout
-        import os
+    command = [sys.executable, "-m", "openpan", "user", "password", creds["name"]]
+    answered = []
 
-        os.execve(sys.executable, command, server.env)
-    import os
-    import select
-    import time
+    def answer(seen: bytes) -> bytes | None:
+        # "New password: ", then typer's "Repeat for confirmation: ": answer each once.
+        if seen.count(b": ") > len(answered) and len(answered) < 2:
+            answered.append(True)
+            return b"typed twice ok\n"
+        return None
 
-    seen = b""
-    deadline = time.monotonic() + 60
-    answered = 0
-    # "New password: ", then typer's "Repeat for confirmation: ": answer each once.
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1.0)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 1024)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if seen.count(b": ") > answered and answered < 2:
-            os.write(fd, b"typed twice ok\n")
-            answered += 1
-    os.waitpid(pid, 0)
-    assert answered == 2, seen
+    _, seen = run_on_terminal(
+        [*command, "--data-dir", str(server.data_dir)], server.env, answer=answer, timeout=60
+    )
+    assert len(answered) == 2, seen
     Session(server, creds["name"], "typed twice ok").close()
